@@ -1,0 +1,3 @@
+"""longtake's orchestration layer: CLI, project config, run graph, cache, errors."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,316 @@
+"""The project file: a YAML document validated by pydantic.
+
+Every problem is reported at once, each naming the key, its line in the YAML,
+what is wrong and how to fix it (``ConfigError``, exit 2). Paths are relative
+to the project file. Unknown keys are errors (with a "did you mean" hint).
+"""
+
+from __future__ import annotations
+
+import difflib
+import typing
+from fractions import Fraction
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from orchestrator.errors import ConfigError
+from orchestrator.timebase import parse_fps
+
+MAX_PASS_S = 20.0  # LTX-2.3's positional embedding is trained on 20 s; no pass may be longer
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class VideoConfig(_Strict):
+    width: int = Field(1080, ge=16, le=8192, description="output width in pixels")
+    height: int = Field(1920, ge=16, le=8192, description="output height in pixels")
+    fps: Annotated[Fraction, Field(description="frames per second: 24, 25, 30 or a fraction like 30000/1001")] = Fraction(24)
+
+    @field_validator("fps", mode="before")
+    @classmethod
+    def _fps(cls, value: Any) -> Fraction:
+        try:
+            fps = parse_fps(value)
+        except (ValueError, ZeroDivisionError) as exc:
+            raise ValueError(f"must be a positive number like 24 or 30000/1001, got {value!r}") from None
+        if not (1 <= fps <= 120):
+            raise ValueError(f"fps must be between 1 and 120, got {fps}")
+        return fps
+
+    @field_validator("width", "height")
+    @classmethod
+    def _even(cls, value: int) -> int:
+        if value % 2:
+            raise ValueError(f"must be even for H.264 4:2:0 video, got {value}; use {value + 1}")
+        return value
+
+
+class AudioConfig(_Strict):
+    target_lufs: float = Field(-14.0, ge=-40.0, le=-5.0)
+    true_peak_dbtp: float = Field(-1.0, ge=-9.0, le=0.0)
+    trim_leading_silence: bool = True
+    lead_in_ms: int = Field(250, ge=0, le=5000)
+    max_duration_s: float = Field(900.0, gt=0)
+
+
+class SegmenterConfig(_Strict):
+    vad: Literal["silero", "webrtc", "energy"] = "silero"
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    max_segment_s: float = Field(20.0, gt=0.0)
+    min_segment_s: float = Field(4.0, gt=0.0)
+    target_segment_s: float = Field(12.0, gt=0.0)
+    min_pause_ms: int = Field(250, ge=0)
+    context_frames: int = Field(9, ge=1)
+
+    @field_validator("max_segment_s")
+    @classmethod
+    def _max_pass(cls, value: float) -> float:
+        if value > MAX_PASS_S:
+            raise ValueError(f"must be at most {MAX_PASS_S:g} s (LTX-2.3 generates at most 20 s per pass), got {value:g}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SegmenterConfig":
+        if not (self.min_segment_s <= self.target_segment_s <= self.max_segment_s):
+            raise ValueError(
+                f"need min_segment_s ≤ target_segment_s ≤ max_segment_s, got "
+                f"{self.min_segment_s:g} ≤ {self.target_segment_s:g} ≤ {self.max_segment_s:g}"
+            )
+        return self
+
+
+ChainingMode = Literal["tail", "last-frame", "anchor"]
+
+
+class _GeneratorBase(_Strict):
+    chaining: ChainingMode = "tail"
+    identity_anchor_strength: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class LTX2Options(_GeneratorBase):
+    backend: Literal["ltx2"] = "ltx2"
+    model: str = "diffusers/LTX-2.3-Diffusers"
+    upsampler: str | None = None
+    stage2: Literal["distilled", "none"] = "distilled"
+    dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
+    device: str = "cuda"
+    offload: Literal["none", "model", "sequential"] = "none"
+    vae_tiling: Literal["auto", "on", "off"] = "auto"
+    stage1_steps: int = Field(30, ge=1, le=200)
+    guidance_scale: float = Field(3.0, ge=1.0)
+    stg_scale: float = Field(1.0, ge=0.0)
+    stg_blocks: list[int] = Field(default_factory=lambda: [28])
+    guidance_rescale: float = Field(0.7, ge=0.0, le=1.0)
+    modality_scale: float = Field(3.0, ge=1.0)
+    image_crf: int = Field(33, ge=0, le=51)
+
+
+class AnimaticOptions(_GeneratorBase):
+    backend: Literal["animatic"]
+    motion_strength: float = Field(1.0, ge=0.0, le=5.0)
+    mouth_gain: float = Field(1.0, ge=0.0, le=5.0)
+
+
+GeneratorConfig = Annotated[Union[LTX2Options, AnimaticOptions], Field(discriminator="backend")]
+
+
+class StitcherConfig(_Strict):
+    color_hold: Literal["portrait", "first", "off"] = "first"
+    color_hold_strength: float = Field(0.8, ge=0.0, le=1.0)
+    anchor_overlap_frames: int = Field(8, ge=0)
+
+
+class ExportConfig(_Strict):
+    preset: Literal["tiktok", "reels", "shorts", "master"] = "tiktok"
+    crf: int | None = Field(None, ge=0, le=51)
+    x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = "medium"
+    max_file_mb: float | None = Field(None, gt=0)
+    captions: Path | None = None
+    burn_captions: bool = False
+
+
+class SegmentOverride(_Strict):
+    index: int = Field(ge=0)
+    prompt: str
+
+
+class Project(_Strict):
+    voiceover: Path
+    portrait: Path
+    prompt: str = "A person talking to the camera, natural head movement, soft studio light."
+    negative_prompt: str = "blurry, distorted face, extra limbs, text, watermark, low quality"
+    output: Path = Path("out/longtake.mp4")
+    workdir: Path | None = None
+    seed: int = Field(0, ge=0, lt=2**32)
+    video: VideoConfig = Field(default_factory=VideoConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    segmenter: SegmenterConfig = Field(default_factory=SegmenterConfig)
+    generator: GeneratorConfig = Field(default_factory=LTX2Options)
+    stitcher: StitcherConfig = Field(default_factory=StitcherConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    segments: list[SegmentOverride] = Field(default_factory=list)
+
+    # Set by load_project, not by the YAML: where the project file lives.
+    project_file: Path | None = Field(None, exclude=True)
+
+    @model_validator(mode="after")
+    def _unique_overrides(self) -> "Project":
+        seen: set[int] = set()
+        for ov in self.segments:
+            if ov.index in seen:
+                raise ValueError(f"segments: index {ov.index} is listed twice; keep one entry per segment")
+            seen.add(ov.index)
+        return self
+
+    def prompt_for(self, index: int) -> str:
+        for ov in self.segments:
+            if ov.index == index:
+                return ov.prompt
+        return self.prompt
+
+
+# ---------------------------------------------------------------------------------
+# loading with line numbers
+# ---------------------------------------------------------------------------------
+
+def load_project(path: str | Path) -> Project:
+    """Read, validate and resolve a project file; raise ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"project file not found: {path} (create one with `longtake init VOICEOVER PORTRAIT`)") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read project file {path}: {exc}") from None
+    return parse_project(text, path)
+
+
+def parse_project(text: str, path: Path) -> Project:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{where}: the project file is not valid YAML: {problem} (check indentation and quoting)") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the project file must be a mapping of keys (voiceover: …, portrait: …), got {type(data).__name__}")
+    try:
+        project = Project.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {exc.error_count()} problem(s) in the project file", _describe_errors(exc, root, path, data)) from None
+    return _resolve_paths(project, path)
+
+
+def _resolve_paths(project: Project, path: Path) -> Project:
+    base = path.resolve().parent
+    updates: dict[str, Any] = {
+        "voiceover": base / project.voiceover,
+        "portrait": base / project.portrait,
+        "output": base / project.output,
+        "workdir": base / project.workdir if project.workdir else base / f"{path.stem}.longtake-work",
+        "project_file": path.resolve(),
+    }
+    export = project.export
+    if export.captions is not None:
+        export = export.model_copy(update={"captions": base / export.captions})
+    updates["export"] = export
+    generator = project.generator
+    if isinstance(generator, LTX2Options):
+        changes = {}
+        for key in ("model", "upsampler"):
+            value = getattr(generator, key)
+            if value and (value.startswith((".", "/", "~")) or (base / value).exists()):
+                changes[key] = str((base / Path(value).expanduser()).resolve())
+        if changes:
+            updates["generator"] = generator.model_copy(update=changes)
+    return project.model_copy(update=updates)
+
+
+def _describe_errors(exc: ValidationError, root: yaml.Node | None, path: Path, data: Any) -> list[str]:
+    problems = []
+    for err in exc.errors():
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("ltx2", "animatic"))]
+        key = ".".join(str(p) for p in loc) or "(top level)"
+        line = _line_of(root, loc)
+        where = f"{path.name}:{line}" if line else path.name
+        problems.append(f"{where}: `{key}`: {_explain(err, loc, data)}")
+    return problems
+
+
+def _explain(err: dict, loc: list, data: Any) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        name = str(loc[-1]) if loc else "?"
+        parent = _model_at(loc[:-1], data)
+        hint = ""
+        if parent is not None:
+            close = difflib.get_close_matches(name, list(parent.model_fields), n=1)
+            hint = f"; did you mean `{close[0]}`?" if close else f"; known keys here: {', '.join(k for k in parent.model_fields if k != 'project_file')}"
+        return f"unknown key{hint} (remove it or fix the spelling)"
+    if kind == "missing":
+        return "is required but missing; add it"
+    if kind in ("literal_error", "union_tag_invalid"):
+        expected = err.get("ctx", {}).get("expected") or err.get("ctx", {}).get("expected_tags")
+        return f"must be one of {expected} (got {err.get('input')!r})"
+    if kind == "union_tag_not_found":
+        return "needs `backend:` (ltx2 or animatic)"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return msg if "got " in msg else f"{msg} (got {err.get('input')!r})"
+
+
+def _model_at(loc: list, data: Any) -> type[BaseModel] | None:
+    """The pydantic model that validates the mapping at ``loc`` (for "did you mean" hints)."""
+    model: type[BaseModel] = Project
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if model is Project and part == "generator":
+            gen = data.get("generator") if isinstance(data, dict) else None
+            backend = gen.get("backend", "ltx2") if isinstance(gen, dict) else "ltx2"
+            found = {"ltx2": LTX2Options, "animatic": AnimaticOptions}.get(backend)
+            if found is None:
+                return None
+            model = found
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        candidates = [field.annotation, *typing.get_args(field.annotation)]
+        sub = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if sub is None:
+            return None
+        model = sub
+    return model
+
+
+def _line_of(node: yaml.Node | None, loc: list) -> int | None:
+    """1-based line of the YAML node at ``loc``; the nearest existing parent when the key is missing."""
+    if node is None:
+        return None
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                if key_node.value == str(part):
+                    line = key_node.start_mark.line + 1
+                    node = value_node
+                    break
+            else:
+                return line
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        else:
+            return line
+    return line

@@ -1,0 +1,1 @@
+"""Audio ingest, voice-activity detection and the segment planner."""

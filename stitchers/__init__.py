@@ -1,0 +1,1 @@
+"""Joining segment clips into one video: crossfades, colour hold, audio mux, export."""
