@@ -69,7 +69,6 @@ class Segment:
     audio_end_sample: int
     cut: CutKind
     pause_ms: int = 0
-    prompt: str | None = None  # per-segment override, None = the project prompt
 
     @property
     def owned_frames(self) -> int:
@@ -235,7 +234,6 @@ def make_segment(
     sample_rate_hz: int,
     cut: CutKind,
     pause_ms: int = 0,
-    prompt: str | None = None,
 ) -> Segment:
     """Build a segment with its grid-rounded generation length and exact audio span."""
     gen_frames = grid.round_up_frames(end_frame - start_frame + context_frames)
@@ -250,5 +248,4 @@ def make_segment(
         audio_end_sample=frame_to_sample(gen_start + gen_frames, fps, sample_rate_hz),
         cut=cut,
         pause_ms=pause_ms,
-        prompt=prompt,
     )
