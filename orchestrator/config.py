@@ -195,9 +195,13 @@ def parse_project(text: str, path: Path) -> Project:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
+        # The context mark is where the broken construct began (an unclosed "{"), the more useful line.
+        mark = getattr(exc, "context_mark", None) or getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc)
+        context = getattr(exc, "context", None)
+        if context:
+            problem = f"{context}, {problem}"
         raise ConfigError(f"{where}: the project file is not valid YAML: {problem} (check indentation and quoting)") from None
     if data is None:
         data = {}
@@ -213,15 +217,15 @@ def parse_project(text: str, path: Path) -> Project:
 def _resolve_paths(project: Project, path: Path) -> Project:
     base = path.resolve().parent
     updates: dict[str, Any] = {
-        "voiceover": base / project.voiceover,
-        "portrait": base / project.portrait,
-        "output": base / project.output,
-        "workdir": base / project.workdir if project.workdir else base / f"{path.stem}.longtake-work",
+        "voiceover": (base / project.voiceover).resolve(),
+        "portrait": (base / project.portrait).resolve(),
+        "output": (base / project.output).resolve(),
+        "workdir": (base / project.workdir).resolve() if project.workdir else base / f"{path.stem}.longtake-work",
         "project_file": path.resolve(),
     }
     export = project.export
     if export.captions is not None:
-        export = export.model_copy(update={"captions": base / export.captions})
+        export = export.model_copy(update={"captions": (base / export.captions).resolve()})
     updates["export"] = export
     generator = project.generator
     if isinstance(generator, LTX2Options):

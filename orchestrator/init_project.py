@@ -1,0 +1,57 @@
+"""`longtake init`: a starter project file next to a voiceover and a portrait."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from orchestrator.atomic import atomic_write_text
+from orchestrator.errors import ConfigError, MediaError
+
+STARTER = """\
+# longtake project. Every key is documented in configs/example.yaml of the longtake repo.
+# Paths are relative to this file.
+voiceover: {voiceover}
+portrait: {portrait}
+prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
+negative_prompt: "blurry, distorted face, extra limbs, text, watermark, low quality"
+output: {stem}.mp4
+seed: 0
+video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
+audio: {{target_lufs: -14, trim_leading_silence: true}}
+segmenter: {{vad: silero, max_segment_s: 20, target_segment_s: 12, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
+generator:
+  backend: {backend}{backend_options}
+  chaining: tail                 # tail | last-frame | anchor
+stitcher: {{color_hold: first, color_hold_strength: 0.8}}
+export: {{preset: tiktok}}       # tiktok | reels | shorts | master
+"""
+
+LTX2_OPTIONS = """
+  model: diffusers/LTX-2.3-Diffusers   # or a local folder in diffusers format
+  device: cuda
+  dtype: bfloat16
+  offload: none                  # model | sequential on GPUs under ~48 GB"""
+
+
+def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | None, *, backend: str = "ltx2", force: bool = False) -> Path:
+    for kind, path in (("voiceover", voiceover), ("portrait", portrait)):
+        if not Path(path).is_file():
+            raise MediaError(f"{kind} not found: {path}")
+    project_file = Path(project_file) if project_file else Path(voiceover).with_name("project.yaml")
+    if project_file.exists() and not force:
+        raise ConfigError(f"{project_file} already exists; pass --force to overwrite it or -o to write elsewhere")
+    base = project_file.resolve().parent
+    text = STARTER.format(
+        voiceover=_rel(voiceover, base),
+        portrait=_rel(portrait, base),
+        stem=Path(voiceover).stem,
+        backend=backend,
+        backend_options=LTX2_OPTIONS if backend == "ltx2" else "",
+    )
+    atomic_write_text(project_file, text)
+    return project_file
+
+
+def _rel(path: Path, base: Path) -> str:
+    return os.path.relpath(Path(path).resolve(), base)
