@@ -50,3 +50,18 @@ class RunInterrupted(LongtakeError):
     """Ctrl-C or SIGTERM: finished steps are kept; run again to resume (exit 130)."""
 
     exit_code = 130
+
+
+class WorkdirError(LongtakeError):
+    """The work folder cannot be written: disk full, quota, read-only or no permission (exit 1).
+
+    Finished steps are kept; fix the folder (or point ``workdir:`` elsewhere) and run again.
+    ``path`` is the folder that could not be written, ``errno`` the OS error number and
+    ``free_bytes`` the free space there when it was measured (None when unknown).
+    """
+
+    def __init__(self, message: str, *, path=None, errno: int | None = None, free_bytes: int | None = None):
+        super().__init__(message)
+        self.path = path
+        self.errno = errno
+        self.free_bytes = free_bytes

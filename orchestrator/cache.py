@@ -1,0 +1,703 @@
+"""The step cache: content-addressed, crash-safe entries under ``<workdir>/cache/<step>/<key>/``.
+
+A step's key is the sha256 of canonical JSON of everything that decides its
+output (parameters, input content hashes, code version, model identity), so a
+rerun finds finished work by asking "is there an entry for this key?".
+
+Crash safety rests on one rule: *only a folder named ``<key>/`` holding a valid
+``manifest.json`` counts as finished.* An entry is built in a temporary folder
+``.tmp-<key>-<pid>-<rand>/`` beside it; the outputs are fsynced and hashed,
+the manifest is written last, and the whole folder is ``os.replace``d onto
+``<key>/`` in one rename. Whatever byte a process dies at, a rerun sees either
+nothing or a complete entry; leftovers of dead processes are swept at run start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import errno as _errno
+import hashlib
+import json
+import logging
+import math
+import os
+import re
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path, PurePath, PurePosixPath
+from typing import Any, Iterator
+
+from orchestrator import __version__ as LONGTAKE_VERSION
+from orchestrator.atomic import atomic_write_text
+from orchestrator.errors import LongtakeError, WorkdirError
+
+log = logging.getLogger(__name__)
+
+CACHE_DIRNAME = "cache"
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+
+# Prefixes of the hidden working folders beside entries: being built, being
+# replaced, and found broken. Each carries the pid that made it, so a sweep can
+# tell a live writer's folder from a dead one's.
+_TMP_PREFIX = ".tmp-"
+_TRASH_PREFIX = ".trash-"
+_BROKEN_PREFIX = ".broken-"
+_WORK_PREFIXES = (_TMP_PREFIX, _TRASH_PREFIX, _BROKEN_PREFIX)
+
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
+_SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+
+_DISK_FULL_ERRNOS = {_errno.ENOSPC, _errno.EDQUOT}
+_READ_ONLY_ERRNOS = {_errno.EROFS, _errno.EACCES, _errno.EPERM}
+
+# Working folders this process is filling right now; a sweep must not remove
+# them even though their pid (ours) is alive. Folders with our pid that are NOT
+# listed here were left by an earlier process that had the same pid (containers
+# often reuse low pids on every start).
+_ACTIVE_WORK_DIRS: set[Path] = set()
+
+
+class CacheError(LongtakeError):
+    """A step used the cache wrongly (undeclared or missing output, bad name) (exit 1)."""
+
+
+class OutputNotFound(KeyError):
+    """A cache entry has no output of that name."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message, quotes and all
+        return str(self.args[0]) if self.args else "output not found"
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def canonical_json(obj: Any) -> str:
+    """One JSON text per value: sorted keys, no spaces, UTF-8, stable float repr.
+
+    Paths become strings, ``Fraction(24, 1)`` becomes ``"24/1"``, tuples become
+    lists. Anything else that JSON cannot carry exactly (sets, bytes, numpy
+    scalars, objects) raises TypeError naming where it was found, so a key can
+    never silently depend on an object's ``repr``. NaN and infinities raise
+    ValueError: they are not JSON and no parameter should be one.
+    """
+    return json.dumps(
+        _plain(obj, "$"),
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+    )
+
+
+def _plain(obj: Any, where: str) -> Any:
+    """``obj`` as plain JSON types (dict/list/str/int/float/bool/None)."""
+    if obj is None or obj is True or obj is False:
+        return obj
+    if isinstance(obj, str):
+        return str.__str__(obj)  # the value of a str-Enum, not "Cls.member"
+    if isinstance(obj, int):
+        return int.__index__(obj)
+    if isinstance(obj, float):
+        value = float(obj)
+        if not math.isfinite(value):
+            raise ValueError(f"canonical_json: {where} is {value!r}; NaN and infinities have no canonical JSON form")
+        return value
+    if isinstance(obj, Fraction):
+        return f"{obj.numerator}/{obj.denominator}"
+    if isinstance(obj, PurePath):
+        return str(obj)
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    if isinstance(obj, dict):
+        out: dict[str, Any] = {}
+        for k, v in obj.items():
+            if not isinstance(k, str):
+                raise TypeError(
+                    f"canonical_json: {where} has a key {k!r} of type {type(k).__name__}; keys must be str "
+                    "(an int key and its str form would hash alike)"
+                )
+            out[str.__str__(k)] = _plain(v, f"{where}[{k!r}]")
+        return out
+    raise TypeError(
+        f"canonical_json: {where} is a {type(obj).__module__}.{type(obj).__qualname__} ({obj!r:.80}); "
+        "use dict/list/tuple/str/int/float/bool/None, Path or Fraction"
+    )
+
+
+def step_key(
+    step: str,
+    *,
+    params: dict,
+    inputs: dict[str, str],
+    code_version: str,
+    model_identity: str | None = None,
+) -> str:
+    """sha256 hex of canonical JSON of everything that decides a step's output.
+
+    ``inputs`` maps an input's name to its content hash (not its path or mtime:
+    a moved or touched file must not rerun a step, an edited one must).
+    """
+    payload = {
+        "key_format": 1,
+        "step": step,
+        "params": params,
+        "inputs": inputs,
+        "code_version": code_version,
+        "model_identity": model_identity,
+    }
+    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+
+
+def file_sha256(path: Path, chunk_bytes: int = 1 << 20) -> str:
+    """sha256 hex of a file's content, read in chunks (a segment can be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ------------------------------------------------------------------------ entries
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """A finished step: its folder and the manifest that vouches for it."""
+
+    step: str
+    key: str
+    path: Path
+    manifest: dict
+
+    def __hash__(self) -> int:  # the manifest dict is unhashable; (step, key, path) identifies an entry
+        return hash((self.step, self.key, self.path))
+
+    def output(self, name: str) -> Path:
+        """Path of the named output file inside the entry."""
+        if name not in self.manifest.get("outputs", {}):
+            have = ", ".join(sorted(self.outputs)) or "none"
+            raise OutputNotFound(f"cache entry {self.step}/{self.key[:12]} has no output {name!r} (it has: {have})")
+        return self.path / name
+
+    def output_hash(self, name: str) -> str:
+        """Recorded sha256 of the named output."""
+        self.output(name)
+        return self.manifest["outputs"][name]["sha256"]
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """Output name -> sha256."""
+        return {name: rec["sha256"] for name, rec in self.manifest.get("outputs", {}).items()}
+
+    @property
+    def duration_s(self) -> float:
+        return float(self.manifest.get("duration_s", 0.0))
+
+    @property
+    def meta(self) -> dict:
+        return dict(self.manifest.get("meta") or {})
+
+    @property
+    def bytes(self) -> int:
+        """Total size of the outputs."""
+        return sum(int(rec["bytes"]) for rec in self.manifest.get("outputs", {}).values())
+
+
+@dataclass
+class EntryWriter:
+    """What a step writes into while its entry is being built (see ``StepCache.writing``)."""
+
+    dir: Path
+    meta: dict = field(default_factory=dict)
+    _outputs: list[str] = field(default_factory=list, repr=False)
+
+    def add_output(self, name: str) -> Path:
+        """Register ``name`` as an output (hashed at commit) and return ``dir / name``.
+
+        ``name`` is a relative POSIX path; sub-folders are created.
+        """
+        _check_output_name(name)
+        path = self.dir / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if name not in self._outputs:
+            self._outputs.append(name)
+        return path
+
+    @property
+    def output_names(self) -> list[str]:
+        return list(self._outputs)
+
+
+def _check_output_name(name: str) -> None:
+    parts = PurePosixPath(name).parts if isinstance(name, str) else ()
+    bad = (
+        not isinstance(name, str)
+        or not name
+        or "\\" in name
+        or "\0" in name
+        or PurePosixPath(name).is_absolute()
+        or any(p in ("", ".", "..") or p.startswith(".") for p in parts)
+        or name == MANIFEST_NAME
+    )
+    if bad:
+        raise CacheError(
+            f"output name {name!r} is not allowed: use a relative path without '..' or hidden parts, "
+            f"other than {MANIFEST_NAME!r}"
+        )
+
+
+def _check_name(kind: str, value: str) -> None:
+    if not isinstance(value, str) or not _NAME_RE.match(value):
+        raise CacheError(f"cache {kind} {value!r} is not a safe folder name (letters, digits, '_', '.', '-', '=', '+')")
+
+
+# -------------------------------------------------------------------------- cache
+
+
+class StepCache:
+    """The cache of one work folder. Callers hold the ``WorkdirLock`` while writing."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = Path(workdir)
+        self.root = self.workdir / CACHE_DIRNAME
+
+    def entry_dir(self, step: str, key: str) -> Path:
+        _check_name("step", step)
+        _check_name("key", key)
+        return self.root / step / key
+
+    # ---- reading
+
+    def lookup(self, step: str, key: str, *, verify: bool = False) -> CacheEntry | None:
+        """The finished entry for (step, key), or None.
+
+        Outputs are always checked to exist with their recorded size (a stat);
+        ``verify=True`` also re-hashes them. A broken entry is a logged warning
+        and a miss, and is moved out of the way so the step is simply redone.
+        """
+        path = self.entry_dir(step, key)
+        if not path.exists():
+            return None
+        entry, problem, removable = self._load(step, key, path, verify=verify)
+        if entry is not None:
+            return entry
+        log.warning("cache entry %s/%s is unusable (%s); the step will be redone", step, key[:12], problem)
+        if removable:
+            self._discard(path, _BROKEN_PREFIX)
+        return None
+
+    def entries(self) -> list[CacheEntry]:
+        """Every finished entry (valid manifest, outputs present at their recorded sizes)."""
+        found: list[CacheEntry] = []
+        for step_dir in self._step_dirs():
+            for key_dir in sorted(step_dir.iterdir()):
+                if key_dir.name.startswith(".") or not key_dir.is_dir():
+                    continue
+                entry, _problem, _ = self._load(step_dir.name, key_dir.name, key_dir, verify=False)
+                if entry is not None:
+                    found.append(entry)
+        return found
+
+    def _load(self, step: str, key: str, path: Path, *, verify: bool) -> tuple[CacheEntry | None, str, bool]:
+        """(entry, problem, removable): entry is None when the folder is not a finished entry."""
+        manifest_path = path / MANIFEST_NAME
+        try:
+            text = manifest_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None, f"no {MANIFEST_NAME}: it never finished", True
+        except (OSError, UnicodeDecodeError) as exc:
+            return None, f"{MANIFEST_NAME} unreadable: {exc}", True
+        try:
+            manifest = json.loads(text)
+        except json.JSONDecodeError as exc:
+            return None, f"{MANIFEST_NAME} is corrupt: {exc}", True
+        problem = _manifest_problem(manifest, step, key)
+        if problem:
+            newer = isinstance(manifest, dict) and isinstance(manifest.get("format"), int) and manifest["format"] > MANIFEST_FORMAT
+            return None, problem, not newer  # a newer longtake's entry is left alone
+        for name, rec in manifest["outputs"].items():
+            out = path / name
+            try:
+                size = out.stat().st_size if out.is_file() else None
+            except OSError:
+                size = None
+            if size is None:
+                return None, f"output {name!r} is missing", True
+            if size != rec["bytes"]:
+                return None, f"output {name!r} is {size} bytes, the manifest says {rec['bytes']}", True
+            if verify:
+                try:
+                    digest = file_sha256(out)
+                except OSError as exc:
+                    return None, f"output {name!r} unreadable: {exc}", True
+                if digest != rec["sha256"]:
+                    return None, f"output {name!r} does not match its recorded sha256", True
+        return CacheEntry(step=step, key=key, path=path, manifest=manifest), "", False
+
+    # ---- writing
+
+    @contextlib.contextmanager
+    def writing(
+        self,
+        step: str,
+        key: str,
+        *,
+        params: dict | None = None,
+        inputs: dict | None = None,
+        code_version: str = "",
+        model_identity: str | None = None,
+    ) -> Iterator[EntryWriter]:
+        """Build the entry for (step, key) in a temporary folder; commit it on a normal exit.
+
+        Write each output to ``writer.add_output(name)``. On exit the outputs are
+        fsynced and hashed, ``manifest.json`` is written last, and the folder is
+        renamed onto ``entry_dir(step, key)`` (replacing whatever was there). On
+        an exception (Ctrl-C included) the temporary folder is removed and the
+        exception re-raised; a full or read-only disk becomes a ``WorkdirError``.
+        """
+        started = time.monotonic()
+        final = self.entry_dir(step, key)
+        step_dir = final.parent
+        try:
+            step_dir.mkdir(parents=True, exist_ok=True)
+            tmp = _make_work_dir(step_dir, _TMP_PREFIX, key)
+        except OSError as exc:
+            raise self._translate(exc, step, step_dir) or exc
+        writer = EntryWriter(dir=tmp)
+        try:
+            try:
+                yield writer
+                self._commit(
+                    writer,
+                    final,
+                    step=step,
+                    key=key,
+                    params=params,
+                    inputs=inputs,
+                    code_version=code_version,
+                    model_identity=model_identity,
+                    started=started,
+                )
+            except BaseException as exc:
+                _rmtree_quiet(tmp)
+                translated = self._translate(exc, step, step_dir)
+                if translated is not None:
+                    raise translated from exc
+                raise
+        finally:
+            _ACTIVE_WORK_DIRS.discard(tmp)
+
+    def _commit(self, writer: EntryWriter, final: Path, *, step, key, params, inputs, code_version, model_identity, started) -> None:
+        tmp = writer.dir
+        outputs: dict[str, dict[str, Any]] = {}
+        for name in writer.output_names:
+            path = tmp / name
+            if not path.is_file():
+                raise CacheError(f"step {step} registered output {name!r} but did not write it (expected {path})")
+            outputs[name] = _hash_and_fsync(path)
+        for folder in {(tmp / n).parent for n in writer.output_names} - {tmp}:
+            _fsync_dir(folder)
+        manifest = {
+            "format": MANIFEST_FORMAT,
+            "step": step,
+            "key": key,
+            "code_version": code_version,
+            "params": _plain(params or {}, "params"),
+            "inputs": _plain(inputs or {}, "inputs"),
+            "model_identity": model_identity,
+            "outputs": outputs,
+            "meta": _plain(writer.meta, "meta"),
+            "created_utc": _utc_now(),
+            "duration_s": round(time.monotonic() - started, 6),
+            "longtake_version": LONGTAKE_VERSION,
+        }
+        # atomic_write_text fsyncs the file and the temp folder: after this the
+        # folder is complete on disk, and only the rename below publishes it.
+        atomic_write_text(tmp / MANIFEST_NAME, json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n")
+        trash = None
+        if os.path.lexists(final):
+            # A rename cannot replace a non-empty folder: move the old one (a broken
+            # leftover, or the entry a --redo replaces) aside first. A crash between
+            # the two renames leaves no entry, which is a miss, never a false hit.
+            trash = _work_dir_name(final.parent, _TRASH_PREFIX, key)
+            os.replace(final, trash)
+        try:
+            os.replace(tmp, final)
+        except BaseException:
+            if trash is not None:
+                with contextlib.suppress(OSError):
+                    os.replace(trash, final)
+            raise
+        _fsync_dir(final.parent)
+        _fsync_dir(self.root)
+        if trash is not None:
+            _rmtree_quiet(trash)
+
+    def _translate(self, exc: BaseException, step: str, folder: Path) -> WorkdirError | None:
+        if not isinstance(exc, Exception):
+            return None  # Ctrl-C / SystemExit stay what they are
+        os_exc = _find_os_error(exc)
+        if os_exc is None:
+            return None
+        if os_exc.filename and not _is_within(Path(os.fsdecode(os_exc.filename)), self.workdir):
+            return None  # some other disk's problem; not ours to reword
+        return workdir_error(os_exc, folder, f"write the cache entry for step `{step}`")
+
+    # ---- housekeeping
+
+    def sweep_temp(self) -> int:
+        """Remove working folders (.tmp-/.trash-/.broken-) left by dead processes; returns how many."""
+        removed, _ = self._sweep()
+        return removed
+
+    def remove_except(self, keep: set[tuple[str, str]]) -> tuple[int, int]:
+        """Remove every entry whose (step, key) is not in ``keep``, and dead processes' leftovers.
+
+        Returns (entries removed, bytes freed). Incomplete ``<key>/`` folders count as entries.
+        """
+        removed = 0
+        freed = 0
+        for step_dir in self._step_dirs():
+            for key_dir in sorted(step_dir.iterdir()):
+                if key_dir.name.startswith(".") or (step_dir.name, key_dir.name) in keep:
+                    continue
+                size = _tree_bytes(key_dir)
+                if self._discard(key_dir, _TRASH_PREFIX):
+                    removed += 1
+                    freed += size
+        _, swept_bytes = self._sweep()
+        for step_dir in self._step_dirs():
+            with contextlib.suppress(OSError):
+                step_dir.rmdir()  # only succeeds when empty
+        return removed, freed + swept_bytes
+
+    def _sweep(self) -> tuple[int, int]:
+        removed = 0
+        freed = 0
+        me = os.getpid()
+        for step_dir in self._step_dirs():
+            for child in step_dir.iterdir():
+                if not child.name.startswith(_WORK_PREFIXES):
+                    continue
+                pid = _pid_of(child.name)
+                if pid is not None:
+                    if pid == me and child in _ACTIVE_WORK_DIRS:
+                        continue
+                    if pid != me and _pid_alive(pid):
+                        continue
+                size = _tree_bytes(child)
+                if _rmtree_quiet(child):
+                    removed += 1
+                    freed += size
+                    log.info("removed %s, left by an interrupted run (pid %s)", child, pid)
+        return removed, freed
+
+    def _step_dirs(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        except FileNotFoundError:
+            return []
+
+    def _discard(self, path: Path, prefix: str) -> bool:
+        """Rename ``path`` aside (so it stops being an entry at once), then delete it."""
+        try:
+            aside = _work_dir_name(path.parent, prefix, path.name)
+            os.replace(path, aside)
+        except OSError as exc:
+            log.warning("could not remove %s (%s); it is ignored", path, exc)
+            return False
+        _rmtree_quiet(aside)
+        return True
+
+
+# ------------------------------------------------------------------------ helpers
+
+
+def workdir_error(exc: OSError, folder: Path, doing: str) -> WorkdirError | None:
+    """A sentence for a full or read-only work folder, or None for other OS errors."""
+    code = exc.errno
+    folder = Path(folder)
+    if code in _DISK_FULL_ERRNOS:
+        free, total = _disk_usage(folder)
+        what = "the disk quota is exceeded" if code == _errno.EDQUOT else "the disk is full"
+        room = f"{_human_bytes(free)} free of {_human_bytes(total)}" if free is not None else "free space unknown"
+        return WorkdirError(
+            f"could not {doing} in {folder}: {what} ({room}). "
+            "Free space or set `workdir:` in the project file to another disk, then run again; finished steps are kept.",
+            path=folder,
+            errno=code,
+            free_bytes=free,
+        )
+    if code in _READ_ONLY_ERRNOS:
+        what = "the folder is on a read-only file system" if code == _errno.EROFS else "permission denied"
+        return WorkdirError(
+            f"could not {doing} in {folder}: {what} ({exc.strerror or os.strerror(code)}). "
+            "Make the folder writable or set `workdir:` in the project file to another disk, then run again; "
+            "finished steps are kept.",
+            path=folder,
+            errno=code,
+            free_bytes=None,
+        )
+    return None
+
+
+def _find_os_error(exc: BaseException | None) -> OSError | None:
+    """The first disk-full/read-only OSError in ``exc`` or its cause/context chain."""
+    seen = 0
+    while exc is not None and seen < 16:
+        if isinstance(exc, OSError) and exc.errno in (_DISK_FULL_ERRNOS | _READ_ONLY_ERRNOS):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return None
+
+
+def _manifest_problem(m: Any, step: str, key: str) -> str:
+    if not isinstance(m, dict):
+        return f"{MANIFEST_NAME} is not an object"
+    if m.get("format") != MANIFEST_FORMAT:
+        return f"{MANIFEST_NAME} has format {m.get('format')!r}, this longtake reads {MANIFEST_FORMAT}"
+    if m.get("step") != step or m.get("key") != key:
+        return f"{MANIFEST_NAME} is for {m.get('step')!r}/{str(m.get('key'))[:12]!r}, not this folder"
+    outs = m.get("outputs")
+    if not isinstance(outs, dict):
+        return f"{MANIFEST_NAME} has no outputs table"
+    for name, rec in outs.items():
+        try:
+            _check_output_name(name)
+        except CacheError:
+            return f"{MANIFEST_NAME} names a bad output {name!r}"
+        if not (
+            isinstance(rec, dict)
+            and isinstance(rec.get("sha256"), str)
+            and _SHA256_RE.match(rec["sha256"])
+            and isinstance(rec.get("bytes"), int)
+            and not isinstance(rec.get("bytes"), bool)
+            and rec["bytes"] >= 0
+        ):
+            return f"{MANIFEST_NAME} has a malformed record for output {name!r}"
+    if not isinstance(m.get("meta", {}), dict):
+        return f"{MANIFEST_NAME} has a malformed meta"
+    if not isinstance(m.get("duration_s", 0.0), (int, float)):
+        return f"{MANIFEST_NAME} has a malformed duration_s"
+    return ""
+
+
+def _hash_and_fsync(path: Path, chunk_bytes: int = 1 << 20) -> dict[str, Any]:
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(chunk_bytes), b""):
+            digest.update(chunk)
+            size += len(chunk)
+        os.fsync(fh.fileno())
+    return {"sha256": digest.hexdigest(), "bytes": size}
+
+
+def _work_dir_name(parent: Path, prefix: str, key: str) -> Path:
+    return parent / f"{prefix}{key}-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def _make_work_dir(parent: Path, prefix: str, key: str) -> Path:
+    for _ in range(100):
+        path = _work_dir_name(parent, prefix, key)
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            continue
+        _ACTIVE_WORK_DIRS.add(path)
+        return path
+    raise FileExistsError(_errno.EEXIST, "could not find a free temporary folder name", str(parent))
+
+
+def _pid_of(name: str) -> int | None:
+    parts = name.rsplit("-", 2)
+    if len(parts) != 3:
+        return None
+    try:
+        return int(parts[1])
+    except ValueError:
+        return None
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    except OSError:
+        return False
+    return True
+
+
+def _rmtree_quiet(path: Path) -> bool:
+    try:
+        shutil.rmtree(path)
+        return True
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        log.warning("could not remove %s: %s", path, exc)
+        return False
+
+
+def _tree_bytes(path: Path) -> int:
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for f in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, f)).st_size
+    return total
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _is_within(path: Path, folder: Path) -> bool:
+    try:
+        path.absolute().relative_to(folder.absolute())
+        return True
+    except ValueError:
+        return False
+
+
+def _disk_usage(folder: Path) -> tuple[int | None, int | None]:
+    probe = folder
+    while True:
+        try:
+            usage = shutil.disk_usage(probe)
+            return usage.free, usage.total
+        except OSError:
+            if probe.parent == probe:
+                return None, None
+            probe = probe.parent
+
+
+def _human_bytes(n: int | None) -> str:
+    if n is None:
+        return "unknown"
+    value = float(n)
+    for unit in ("bytes", "KB", "MB", "GB", "TB"):
+        if value < 1024 or unit == "TB":
+            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} bytes"
+
+
+def _utc_now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
