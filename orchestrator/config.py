@@ -36,7 +36,7 @@ class VideoConfig(_Strict):
     def _fps(cls, value: Any) -> Fraction:
         try:
             fps = parse_fps(value)
-        except (ValueError, ZeroDivisionError) as exc:
+        except (ValueError, ZeroDivisionError):
             raise ValueError(f"must be a positive number like 24 or 30000/1001, got {value!r}") from None
         if not (1 <= fps <= 120):
             raise ValueError(f"fps must be between 1 and 120, got {fps}")
@@ -108,6 +108,14 @@ class LTX2Options(_GeneratorBase):
     guidance_rescale: float = Field(0.7, ge=0.0, le=1.0)
     modality_scale: float = Field(3.0, ge=1.0)
     image_crf: int = Field(33, ge=0, le=51)
+    # "dev": stage 1 runs stage1_steps guided steps (the dev checkpoint); "distilled": `model` is the distilled
+    # checkpoint, stage 1 runs its 8 fixed sigmas without guidance (guidance_scale/stg/modality are ignored).
+    model_variant: Literal["dev", "distilled"] = "dev"
+    # LTX-2.3's distilled LoRA (ltx-2.3-22b-distilled-lora-384.safetensors), switched on for stage 2 only.
+    stage2_lora: str | None = None
+    stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
+    # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
+    fp8_storage: bool = False
 
 
 class AnimaticOptions(_GeneratorBase):
@@ -123,6 +131,7 @@ class StitcherConfig(_Strict):
     color_hold: Literal["portrait", "first", "off"] = "first"
     color_hold_strength: float = Field(0.8, ge=0.0, le=1.0)
     anchor_overlap_frames: int = Field(8, ge=0)
+    color_ramp_frames: int = Field(12, ge=0, description="frames over which the colour correction moves to the next segment's where clips do not overlap (last-frame chaining, hard cuts)")
 
 
 class ExportConfig(_Strict):
@@ -132,6 +141,8 @@ class ExportConfig(_Strict):
     max_file_mb: float | None = Field(None, gt=0)
     captions: Path | None = None
     burn_captions: bool = False
+    width: int | None = Field(None, ge=16, le=8192, multiple_of=2, description="output width in pixels; None: the preset's (1080 for tiktok/reels/shorts, the generation width for master)")
+    height: int | None = Field(None, ge=16, le=8192, multiple_of=2, description="output height in pixels; None: the preset's (1920 for tiktok/reels/shorts, the generation height for master)")
 
 
 class SegmentOverride(_Strict):

@@ -1,0 +1,280 @@
+"""The `longtake` command line. Click parses; RunGraph and the step modules do the work.
+
+Only this module prints errors and exits. Exit codes: 0 ok; 1 failed (finished
+work kept); 2 usage or config; 3 bad input media; 130 interrupted (resumable).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import shutil
+import signal
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from orchestrator import __version__
+from orchestrator.errors import ConfigError, LongtakeError, RunInterrupted
+from orchestrator.events import Events, EventsLogHandler
+from orchestrator.timebase import format_timestamp
+
+log = logging.getLogger("longtake")
+
+
+def _setup(ctx: click.Context, json_out: bool = False) -> Events:
+    events = Events(json_out=json_out, progress=None if not json_out else False)
+    log.handlers[:] = [EventsLogHandler(events)]
+    log.setLevel(logging.INFO if ctx.find_root().obj.get("verbose") else logging.WARNING)
+    log.propagate = False
+    return events
+
+
+def _parse_indices(value: str | None, option: str) -> set[int] | None:
+    if value is None:
+        return None
+    try:
+        return {int(v) for v in value.split(",") if v.strip()}
+    except ValueError:
+        raise ConfigError(f"{option} takes segment numbers separated by commas, like 3,7; got {value!r}") from None
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="longtake")
+@click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
+@click.option("-v", "--verbose", is_flag=True, help="Also print informational messages.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool, verbose: bool) -> None:
+    """Turn one long voiceover and one portrait into one talking-portrait video."""
+    ctx.ensure_object(dict)
+    ctx.obj.update(debug=debug, verbose=verbose)
+
+
+def _load(project_file: Path):
+    from orchestrator.config import load_project
+
+    return load_project(project_file)
+
+
+# -- plan ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Print the plan JSON on stdout instead of the table.")
+@click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad for this plan.")
+@click.pass_context
+def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None) -> None:
+    """Split the voiceover into generation segments; write plan.json and plan.png to the workdir."""
+    from orchestrator.graph import RunGraph
+    from orchestrator.lock import WorkdirLock
+
+    events = _setup(ctx)
+    project = _load(project_file)
+    graph = RunGraph(project, events, vad=vad)
+    with WorkdirLock(project.workdir, command="plan"):
+        the_plan = graph.run_plan()
+        entry = graph.entries["plan"]
+        for name in ("plan.json", "plan.png"):
+            shutil.copyfile(entry.output(name), Path(project.workdir) / name)
+    events.clear()
+    if json_out:
+        click.echo(the_plan.to_json(), nl=False)
+        return
+    click.echo(format_plan_table(the_plan))
+    click.echo(f"\nplan: {Path(project.workdir) / 'plan.json'}\nplot: {Path(project.workdir) / 'plan.png'}")
+
+
+def format_plan_table(the_plan) -> str:
+    fps = float(the_plan.fps)
+    rows = [f"{'seg':>3}  {'start':>8}  {'end':>8}  {'length':>7}  {'gen':>4}  {'ctx':>3}  {'cut':<6}  {'pause':>7}"]
+    for s in the_plan.segments:
+        rows.append(
+            f"{s.index:>3}  {format_timestamp(s.start_frame / fps):>8}  {format_timestamp(s.end_frame / fps):>8}  "
+            f"{s.owned_frames / fps:>6.2f}s  {s.gen_frames:>4}  {s.context_frames:>3}  {s.cut:<6}  "
+            f"{(str(s.pause_ms) + ' ms') if s.cut == 'pause' else '':>7}"
+        )
+    total_s = the_plan.total_frames / fps
+    forced = sum(1 for s in the_plan.segments if s.cut == "forced")
+    rows.append(
+        f"\n{len(the_plan.segments)} segments, {the_plan.total_frames} frames ({format_timestamp(total_s)}) at {fps:g} fps, "
+        f"generated at {the_plan.width}×{the_plan.height}, {the_plan.chaining} chaining, {the_plan.vad} VAD"
+        + (f", {forced} forced cut(s)" if forced else "")
+    )
+    return "\n".join(rows)
+
+
+# -- run -------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Newline-delimited JSON events on stdout.")
+@click.option("--only-segments", help="Generate only these segments (e.g. 3,7), then stop.")
+@click.option("--redo", help="Regenerate these segments even if cached (e.g. 7).")
+@click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
+@click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad.")
+@click.pass_context
+def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool, vad: str | None) -> None:
+    """Render the project end to end; resumes where a previous run stopped."""
+    from orchestrator.graph import RunGraph
+    from orchestrator.lock import WorkdirLock
+
+    events = _setup(ctx, json_out)
+    project = _load(project_file)
+    only = _parse_indices(only_segments, "--only-segments")
+    redo_set = _parse_indices(redo, "--redo") or set()
+    graph = RunGraph(project, events, vad=vad)
+    if dry_run:
+        statuses = graph.status()
+        pending = [s for s in statuses if not s.done]
+        if json_out:
+            for s in statuses:
+                events.emit("status", **s.to_dict())
+        else:
+            click.echo(format_status(statuses, only_pending=True) if pending else "nothing to run: everything is done")
+        return
+    try:
+        with WorkdirLock(project.workdir, command="run"):
+            summary = graph.run(redo=redo_set, only_segments=only)
+    finally:
+        graph.close()
+        events.clear()
+    events.emit("run_finished", ran=summary.ran, cached=summary.cached, output=str(summary.output) if summary.output else None)
+    if not json_out:
+        click.echo(f"{len(summary.ran)} step(s) ran, {len(summary.cached)} cached.", err=True)
+        if summary.report:
+            verdicts = summary.report.get("verdicts") or {}
+            click.echo("report: " + ", ".join(f"{name} {verdict}" for name, verdict in verdicts.items()), err=True)
+        if summary.output:
+            click.echo(f"video: {summary.output}", err=True)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+def format_status(statuses, only_pending: bool = False) -> str:
+    lines = []
+    for s in statuses:
+        if only_pending and s.done:
+            continue
+        lines.append(f"{s.node:<16} {'done' if s.done else 'to run':<7} {'' if s.done else s.reason}".rstrip())
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="One JSON array of steps on stdout.")
+@click.pass_context
+def status(ctx: click.Context, project_file: Path, json_out: bool) -> None:
+    """List every step as done or to run, with the reason. Exit 0 when nothing is pending, 1 otherwise."""
+    from orchestrator.graph import RunGraph
+
+    _setup(ctx)
+    project = _load(project_file)
+    statuses = RunGraph(project).status()
+    if json_out:
+        click.echo(json.dumps([s.to_dict() for s in statuses], indent=1))
+    else:
+        click.echo(format_status(statuses))
+    ctx.exit(0 if all(s.done for s in statuses) else 1)
+
+
+# -- clean ---------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("project_file", type=click.Path(path_type=Path))
+@click.pass_context
+def clean(ctx: click.Context, project_file: Path) -> None:
+    """Remove cache entries the current project no longer uses."""
+    from orchestrator.graph import RunGraph
+    from orchestrator.lock import WorkdirLock
+
+    _setup(ctx)
+    project = _load(project_file)
+    graph = RunGraph(project)
+    with WorkdirLock(project.workdir, command="clean"):
+        removed, freed = graph.cache.remove_except(graph.keep_set())
+    click.echo(f"removed {removed} unused cache entr{'y' if removed == 1 else 'ies'}, freed {freed / 1e6:.1f} MB")
+
+
+# -- init -------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("voiceover", type=click.Path(path_type=Path))
+@click.argument("portrait", type=click.Path(path_type=Path))
+@click.option("-o", "--output", "project_file", type=click.Path(path_type=Path), help="Project file to write (default: project.yaml beside the voiceover).")
+@click.option("--backend", type=click.Choice(["ltx2", "animatic"]), default="ltx2", show_default=True)
+@click.option("--force", is_flag=True, help="Overwrite an existing project file.")
+def init(voiceover: Path, portrait: Path, project_file: Path | None, backend: str, force: bool) -> None:
+    """Write a starter project file for a voiceover and a portrait."""
+    from orchestrator.init_project import write_starter_project
+
+    path = write_starter_project(voiceover, portrait, project_file, backend=backend, force=force)
+    click.echo(f"wrote {path}\nnext: longtake plan {path}   then: longtake run {path}")
+
+
+# -- report ------------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--plan", "plan_file", type=click.Path(path_type=Path), help="plan.json, to measure the planned joins.")
+@click.option("--portrait", type=click.Path(path_type=Path), help="The portrait, for colour and identity drift.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Folder for report.json/report.png (default: beside the video).")
+@click.option("--json", "json_out", is_flag=True, help="Print the report JSON on stdout.")
+@click.pass_context
+def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Path | None, out_dir: Path | None, json_out: bool) -> None:
+    """Measure seams, colour and identity drift, lip/audio sync and integrity of a finished video."""
+    from segmenters.plan import Plan
+    from stitchers.report import build_report, format_summary
+
+    _setup(ctx)
+    the_plan = Plan.load(plan_file) if plan_file else None
+    out_dir = out_dir or video.parent / (video.stem + ".report")
+    result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir)
+    if json_out:
+        click.echo(json.dumps(result.to_dict(), indent=1, default=str))
+    else:
+        click.echo(format_summary(result))
+        click.echo(f"\nreport: {out_dir}")
+
+
+# -- entry point -----------------------------------------------------------------------------------
+
+def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
+        signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = cli.main(args=argv, prog_name="longtake", standalone_mode=False)
+        return int(code or 0)
+    except click.exceptions.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        click.echo("interrupted", err=True)
+        return RunInterrupted.exit_code
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted: every finished step is kept; run the same command again to resume.", err=True)
+        return RunInterrupted.exit_code
+    except LongtakeError as exc:
+        if debug:
+            traceback.print_exc()
+        click.echo(f"error: {exc}", err=True)
+        return exc.exit_code
+    except Exception:
+        traceback.print_exc()
+        click.echo("error: longtake hit an unexpected error (above). Finished steps are kept; please report this with --debug output.", err=True)
+        return 1
+
+
+def entry() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    entry()

@@ -1,0 +1,527 @@
+"""The run graph: steps, their cache keys, what is done, what must run and why.
+
+``ingest → vad → plan → encode_prompts → segment 0 … N−1 → stitch → report``
+(plus ``portrait``), as a networkx DAG. A step's key is the sha256 of its
+parameters, the content hashes of its inputs, its code version and, for
+segments, the generator's model identity. Segment i's inputs include segment
+i−1's output (its tail) in chained modes, so editing segment 7's prompt reruns
+7…N−1; in ``anchor`` mode only 7. The segment nodes exist once the plan does.
+
+Finished entries are never lost: every step writes into a temporary folder
+that the cache renames into place only when complete (``orchestrator.cache``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import networkx as nx
+import numpy as np
+
+from orchestrator import steps
+from orchestrator.atomic import atomic_write_text
+from orchestrator.cache import CacheEntry, EntryWriter, StepCache, file_sha256, step_key
+from orchestrator.config import Project
+from orchestrator.errors import ConfigError, MediaError
+from orchestrator.events import Events
+from segmenters.plan import Plan
+
+log = logging.getLogger("longtake")
+
+STATE_FILE = "state.json"
+
+# Human names for what changed, used in status reasons ("prompt changed").
+_INPUT_NAMES = {
+    "voiceover": "voiceover file",
+    "portrait_file": "portrait file",
+    "ingest": "ingested audio",
+    "vad": "VAD",
+    "plan": "plan",
+    "portrait": "prepared portrait",
+    "audio": "this segment's audio",
+    "master": "master audio",
+    "captions": "captions file",
+}
+
+
+class _Pending(Exception):
+    """A step's key can't be computed yet: an upstream step has not run."""
+
+    def __init__(self, node: str):
+        super().__init__(node)
+        self.node = node
+
+
+@dataclass
+class StepStatus:
+    node: str
+    done: bool
+    reason: str  # "done" | "prompt changed" | "missing" | "waits on segment_006" …
+    key: str | None = None
+    seconds: float | None = None  # duration of the finished step
+
+    def to_dict(self) -> dict:
+        return {"step": self.node, "done": self.done, "reason": self.reason, "key": self.key}
+
+
+@dataclass
+class _Spec:
+    node: str
+    step: str  # cache folder
+    deps: list[str]
+    material: Callable[[], tuple[dict, dict]]  # (params, inputs); raises _Pending
+    execute: Callable[[EntryWriter], Any]
+    with_model: bool = False
+
+
+@dataclass
+class RunSummary:
+    ran: list[str] = field(default_factory=list)
+    cached: list[str] = field(default_factory=list)
+    output: Path | None = None
+    report: dict | None = None
+
+
+def segment_node(index: int) -> str:
+    return f"segment_{index:03d}"
+
+
+class RunGraph:
+    """Builds and walks the graph for one project. Not thread-safe; hold the workdir lock around ``run``."""
+
+    def __init__(self, project: Project, events: Events | None = None, *, vad: str | None = None):
+        from generators import get_generator_class
+        from segmenters.planner import context_frames_for
+
+        self.project = project
+        self.events = events or Events(progress=False)
+        self.vad_name = vad or project.segmenter.vad
+        self.cache = StepCache(project.workdir)
+        self.gen_cls = get_generator_class(project.generator.backend)
+        self.grid = self.gen_cls.grid_for(project.generator)
+        self.context_frames = context_frames_for(
+            project.generator.chaining, project.segmenter.context_frames, project.stitcher.anchor_overlap_frames, self.grid
+        )
+        self._generator = None
+        self._loaded = False
+        self.entries: dict[str, CacheEntry] = {}
+        self.plan: Plan | None = None
+        self._file_hashes: dict[Path, str] = {}
+        self._state_path = Path(project.workdir) / STATE_FILE
+        self._audio_hash: dict[int, str] = {}
+        self._prompts_encoded = False
+
+    # -- generator ------------------------------------------------------------------------
+    @property
+    def generator(self):
+        if self._generator is None:
+            self._generator = self.gen_cls(self.project.generator, cache_dir=Path(self.project.workdir) / "models")
+        return self._generator
+
+    def model_identity(self) -> str:
+        return self.generator.model_identity()
+
+    # -- inputs ---------------------------------------------------------------------------
+    def _file_hash(self, path: Path, key: str) -> str:
+        path = Path(path)
+        if path not in self._file_hashes:
+            if not path.is_file():
+                raise MediaError(f"{key} file not found: {path} (fix `{key}:` in {self.project.project_file or 'the project file'})")
+            self._file_hashes[path] = file_sha256(path)
+        return self._file_hashes[path]
+
+    def _need(self, node: str) -> CacheEntry:
+        entry = self.entries.get(node)
+        if entry is None:
+            raise _Pending(node)
+        return entry
+
+    # -- specs ----------------------------------------------------------------------------
+    def _spec(self, node: str) -> _Spec:
+        p = self.project
+        if node == "ingest":
+            return _Spec(
+                node, "ingest", [],
+                lambda: (p.audio.model_dump(mode="json"), {"voiceover": self._file_hash(p.voiceover, "voiceover")}),
+                lambda w: steps.run_ingest(p, w),
+            )
+        if node == "vad":
+            return _Spec(
+                node, "vad", ["ingest"],
+                lambda: ({"backend": self.vad_name, "threshold": p.segmenter.vad_threshold},
+                         {"ingest": self._need("ingest").output_hash("vad16k.npy")}),
+                lambda w: steps.run_vad(self.vad_name, p.segmenter.vad_threshold, self._need("ingest"), w),
+            )
+        if node == "plan":
+            def material():
+                ingest = self._need("ingest")
+                params = {
+                    "segmenter": p.segmenter.model_dump(mode="json", exclude={"vad"}),
+                    "grid": [self.grid.frame_grid, self.grid.spatial_multiple],
+                    "video": p.video.model_dump(mode="json"),
+                    "chaining": p.generator.chaining,
+                    "context_frames": self.context_frames,
+                    "master": {k: ingest.meta[k] for k in ("sample_rate_hz", "duration_samples", "trim_start_sample")},
+                }
+                return params, {"ingest": ingest.output_hash("vad16k.npy"), "vad": self._need("vad").output_hash("vad.npy")}
+
+            return _Spec(node, "plan", ["ingest", "vad"], material,
+                         lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w))
+        if node == "portrait":
+            def portrait_material():
+                plan = self._require_plan()
+                return {"width": plan.width, "height": plan.height}, {"portrait_file": self._file_hash(p.portrait, "portrait")}
+
+            return _Spec(node, "portrait", ["plan"], portrait_material,
+                         lambda w: steps.run_portrait(p, self._require_plan().width, self._require_plan().height, w))
+        if node.startswith("segment_"):
+            return self._segment_spec(int(node.split("_")[1]))
+        if node == "stitch":
+            return _Spec(node, "stitch", [segment_node(s.index) for s in self._require_plan().segments] + ["portrait"],
+                         self._stitch_material, self._stitch_execute)
+        if node == "report":
+            return _Spec(node, "report", ["stitch"], self._report_material, self._report_execute)
+        raise KeyError(node)
+
+    def _segment_spec(self, index: int) -> _Spec:
+        p = self.project
+        plan = self._require_plan()
+        seg = plan.segments[index]
+        chained = plan.chaining != "anchor" and index > 0
+        prev = segment_node(index - 1)
+        tail_start, tail_frames = steps.tail_range(plan, seg)
+
+        def material():
+            ingest = self._need("ingest")
+            params = {
+                "index": index,
+                "gen_frames": seg.gen_frames,
+                "context_frames": seg.context_frames,
+                "tail": [tail_start, tail_frames],
+                "size": [plan.width, plan.height],
+                "fps": plan.fps,
+                "prompt": p.prompt_for(index),
+                "negative_prompt": p.negative_prompt,
+                "seed": steps.segment_seed(p.seed, index),
+                "chaining": plan.chaining,
+                "identity_anchor_strength": p.generator.identity_anchor_strength,
+            }
+            if chained:
+                params["color_hold"] = [p.stitcher.color_hold, p.stitcher.color_hold_strength]
+            inputs = {"audio": self._segment_audio_hash(ingest, index), "portrait": self._need("portrait").output_hash("portrait.png")}
+            if chained:
+                prev_entry = self._need(prev)
+                inputs["prev_segment"] = prev_entry.output_hash("tail.npy")
+                if p.stitcher.color_hold == "first" and index > 1:
+                    inputs["first_segment"] = self._need(segment_node(0)).output_hash("tail.npy")
+            return params, inputs
+
+        deps = ["ingest", "portrait"] + ([prev] if chained else [])
+        return _Spec(segment_node(index), "segment", deps, material, lambda w: self._segment_execute(index, w), with_model=True)
+
+    def _segment_audio_hash(self, ingest: CacheEntry, index: int) -> str:
+        if index not in self._audio_hash:
+            seg = self._require_plan().segments[index]
+            span = steps.read_audio_span(ingest.output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
+            self._audio_hash[index] = steps.audio_span_sha256(span)
+        return self._audio_hash[index]
+
+    def _segment_execute(self, index: int, w: EntryWriter) -> None:
+        p = self.project
+        plan = self._require_plan()
+        seg = plan.segments[index]
+        self._ensure_generator()
+        portrait = steps.load_portrait(self._need("portrait"))
+        context = None
+        if plan.chaining != "anchor" and index > 0:
+            context = np.load(self._need(segment_node(index - 1)).output("tail.npy"))
+            context = self._color_hold_context(context, portrait)
+        audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
+
+        def progress(done: int, total: int, stage: str) -> None:
+            self.events.status(f"segment {index}: {stage} {done}/{total}")
+            self.events.emit("progress", step=segment_node(index), stage=stage, done=done, total=total)
+
+        steps.run_segment(
+            generator=self.generator, plan=plan, seg=seg, prompt=p.prompt_for(index), negative_prompt=p.negative_prompt,
+            seed=steps.segment_seed(p.seed, index), portrait=portrait, audio=audio, context=context,
+            identity_anchor_strength=p.generator.identity_anchor_strength, out=w, progress=progress,
+        )
+
+    def _color_hold_context(self, context: np.ndarray, portrait: np.ndarray) -> np.ndarray:
+        from stitchers.color import apply_color_hold, color_stats
+
+        mode = self.project.stitcher.color_hold
+        if mode == "off" or self.project.stitcher.color_hold_strength == 0:
+            return context
+        if mode == "portrait":
+            reference = color_stats(portrait)
+        else:
+            reference = color_stats(np.load(self._need(segment_node(0)).output("tail.npy")))
+        return apply_color_hold(context, color_stats(context), reference, self.project.stitcher.color_hold_strength)
+
+    def _ensure_generator(self) -> None:
+        if self._loaded:
+            return
+        t0 = time.monotonic()
+        self.events.status(f"loading the {self.gen_cls.NAME} generator")
+        self.generator.load()
+        self._loaded = True
+        self.events.emit("generator_loaded", backend=self.gen_cls.NAME, seconds=round(time.monotonic() - t0, 3))
+        if not self._prompts_encoded:
+            # Every distinct prompt of segments still to run, once; the generator caches embeddings on disk.
+            pending = [s.index for s in self._require_plan().segments if segment_node(s.index) not in self.entries]
+            prompts = sorted({self.project.prompt_for(i) for i in pending} | {self.project.negative_prompt})
+            t0 = time.monotonic()
+            self.events.emit("step_started", step="encode_prompts", prompts=len(prompts))
+            self.generator.encode_prompts(prompts)
+            self.events.emit("step_finished", step="encode_prompts", seconds=round(time.monotonic() - t0, 3))
+            self._prompts_encoded = True
+
+    def _stitch_material(self) -> tuple[dict, dict]:
+        p = self.project
+        plan = self._require_plan()
+        inputs = {segment_node(s.index): self._need(segment_node(s.index)).output_hash("clip.mp4") for s in plan.segments}
+        inputs["master"] = self._need("ingest").output_hash("master.wav")
+        inputs["plan"] = self._need("plan").output_hash("plan.json")
+        inputs["portrait"] = self._need("portrait").output_hash("portrait.png")
+        if p.export.captions is not None:
+            inputs["captions"] = self._file_hash(p.export.captions, "export.captions")
+        params = {
+            "stitcher": p.stitcher.model_dump(mode="json"),
+            "export": p.export.model_dump(mode="json", exclude={"captions"}),
+            "video": p.video.model_dump(mode="json"),
+        }
+        return params, inputs
+
+    def _stitch_execute(self, w: EntryWriter) -> None:
+        from stitchers.stitch import stitch
+
+        p = self.project
+        plan = self._require_plan()
+        clips = [self._need(segment_node(s.index)).output("clip.mp4") for s in plan.segments]
+        result = stitch(
+            plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
+            stitcher=p.stitcher, export=p.export, reference_rgb=steps.load_portrait(self._need("portrait")),
+            progress=lambda done, total: self.events.status(f"stitching frame {done}/{total}"),
+        )
+        w.meta.update(frames=result.frames, duration_s=result.duration_s, size_bytes=result.size_bytes, warnings=list(result.warnings))
+
+    def _report_material(self) -> tuple[dict, dict]:
+        return {}, {"video": self._need("stitch").output_hash("video.mp4"), "plan": self._need("plan").output_hash("plan.json"),
+                    "portrait": self._need("portrait").output_hash("portrait.png")}
+
+    def _report_execute(self, w: EntryWriter) -> None:
+        from stitchers.report import build_report
+
+        report = build_report(self._need("stitch").output("video.mp4"), plan=self._require_plan(),
+                              portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir)
+        for name in ("report.json", "report.png", "report_contact.png"):
+            if (w.dir / name).exists():
+                w.add_output(name)
+        w.meta["verdicts"] = report.verdicts()
+
+    # -- the graph --------------------------------------------------------------------------
+    def _require_plan(self) -> Plan:
+        if self.plan is None:
+            entry = self._need("plan")
+            self.plan = Plan.load(entry.output("plan.json"))
+        return self.plan
+
+    def nodes(self) -> list[str]:
+        """Every node in run order (segments only once a plan exists)."""
+        graph = nx.DiGraph()
+        pre = ["ingest", "vad", "plan"]
+        for node in pre:
+            graph.add_node(node)
+        graph.add_edges_from([("ingest", "vad"), ("vad", "plan")])
+        if self.plan is not None or "plan" in self.entries:
+            graph.add_edge("plan", "portrait")
+            for seg in self._require_plan().segments:
+                spec = self._spec(segment_node(seg.index))
+                for dep in spec.deps:
+                    graph.add_edge(dep, spec.node)
+                graph.add_edge(spec.node, "stitch")
+            graph.add_edge("portrait", "stitch")
+            graph.add_edge("stitch", "report")
+        if not nx.is_directed_acyclic_graph(graph):  # a bug in the specs, never the user's doing
+            raise RuntimeError(f"run graph has a cycle: {nx.find_cycle(graph)}")
+        order = {n: i for i, n in enumerate(["ingest", "vad", "plan", "portrait"])}
+        return list(nx.lexicographical_topological_sort(graph, key=lambda n: (order.get(n, 5), n)))
+
+    def _key(self, spec: _Spec) -> tuple[str, dict, dict]:
+        params, inputs = spec.material()
+        model = self.model_identity() if spec.with_model else None
+        key = step_key(spec.step, params=params, inputs=inputs, code_version=steps.CODE_VERSIONS[spec.step], model_identity=model)
+        return key, params, inputs
+
+    def _lookup(self, spec: _Spec, key: str) -> CacheEntry | None:
+        return self.cache.lookup(spec.step, key)
+
+    def resolve(self, node: str, *, execute: bool, force: bool = False) -> StepStatus:
+        spec = self._spec(node)
+        try:
+            key, params, inputs = self._key(spec)
+        except _Pending as pending:
+            return StepStatus(node, False, f"waits on {pending.node}")
+        entry = None if force else self._lookup(spec, key)
+        if entry is not None:
+            self.entries[node] = entry
+            self.events.emit("step_cached", step=node, key=key[:12])
+            return StepStatus(node, True, "done", key, entry.duration_s)
+        reason = "redo requested" if force else self._why(node, spec, key, params, inputs)
+        if not execute:
+            return StepStatus(node, False, reason, key)
+        self.events.status(f"{node}: running ({reason})")
+        self.events.emit("step_started", step=node, reason=reason)
+        t0 = time.monotonic()
+        with self.cache.writing(spec.step, key, params=params, inputs=inputs, code_version=steps.CODE_VERSIONS[spec.step],
+                                model_identity=self.model_identity() if spec.with_model else None) as writer:
+            spec.execute(writer)
+        entry = self.cache.lookup(spec.step, key)
+        if entry is None:  # pragma: no cover - the cache just wrote it
+            raise RuntimeError(f"cache entry for {node} vanished after writing")
+        self.entries[node] = entry
+        self._remember(node, spec.step, key)
+        seconds = time.monotonic() - t0
+        self.events.emit("step_finished", step=node, key=key[:12], seconds=round(seconds, 3))
+        return StepStatus(node, True, f"ran ({reason})", key, seconds)
+
+    # -- reasons -------------------------------------------------------------------------------
+    def _state(self) -> dict:
+        try:
+            return json.loads(self._state_path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _remember(self, node: str, step: str, key: str) -> None:
+        state = self._state()
+        state[node] = {"step": step, "key": key}
+        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True))
+
+    def _why(self, node: str, spec: _Spec, key: str, params: dict, inputs: dict) -> str:
+        last = self._state().get(node)
+        if not last:
+            return "missing"
+        old = self.cache.lookup(last["step"], last["key"])
+        if old is None:
+            return "missing (cache entry removed)" if last["key"] != key else "missing"
+        m = old.manifest
+        changed: list[str] = []
+        for name, value in params.items():
+            if json.dumps(m.get("params", {}).get(name), sort_keys=True, default=str) != json.dumps(value, sort_keys=True, default=str):
+                changed.append(f"{name.replace('_', ' ')} changed")
+        for name, value in inputs.items():
+            if m.get("inputs", {}).get(name) != value:
+                if name == "prev_segment":
+                    changed.append(f"input segment {int(node.split('_')[1]) - 1} changed")
+                elif name.startswith("segment_"):
+                    changed.append(f"input segment {int(name.split('_')[1])} changed")
+                else:
+                    changed.append(f"{_INPUT_NAMES.get(name, name)} changed")
+        if m.get("code_version") != steps.CODE_VERSIONS[spec.step]:
+            changed.append("longtake code changed")
+        if spec.with_model and m.get("model_identity") != self.model_identity():
+            changed.append("model changed")
+        return ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "") if changed else "changed"
+
+    # -- entry points -------------------------------------------------------------------------------
+    def run_plan(self, *, execute: bool = True) -> Plan | None:
+        for node in ("ingest", "vad", "plan"):
+            status = self.resolve(node, execute=execute)
+            if not status.done:
+                return None
+        self.plan = None
+        return self._require_plan()
+
+    def status(self) -> list[StepStatus]:
+        """Every step, done or to run and why. Reads only; writes nothing."""
+        result = []
+        for node in ("ingest", "vad", "plan"):
+            result.append(self.resolve(node, execute=False))
+        if not result[-1].done:
+            result.append(StepStatus("segments", False, "waits on plan"))
+            return result
+        self._require_plan()
+        any_pending = False
+        for node in self.nodes()[3:]:
+            st = self.resolve(node, execute=False)
+            if node.startswith("segment_") and not st.done and not any_pending:
+                any_pending = True
+            result.append(st)
+        if any_pending:
+            idx = next(i for i, s in enumerate(result) if s.node.startswith("segment_"))
+            result.insert(idx, StepStatus("encode_prompts", False, "segments to generate"))
+        return result
+
+    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
+        summary = RunSummary()
+        self.cache.sweep_temp()
+        plan = self.run_plan()
+        assert plan is not None
+        unknown = sorted(i for i in set(redo) | set(only_segments or ()) if i >= len(plan.segments) or i < 0)
+        if unknown:
+            raise ConfigError(f"segment(s) {unknown} do not exist: the plan has segments 0–{len(plan.segments) - 1}")
+        extra = sorted(ov.index for ov in self.project.segments if ov.index >= len(plan.segments))
+        if extra:
+            log.warning(f"segments: overrides for index {extra} match no segment (the plan has {len(plan.segments)})")
+        self.events.total_segments = len(plan.segments)
+        for node in self.nodes():
+            if node in ("ingest", "vad", "plan"):
+                continue
+            if node.startswith("segment_"):
+                index = int(node.split("_")[1])
+                if only_segments is not None and index not in only_segments:
+                    st = self.resolve(node, execute=False)
+                    if st.done:
+                        self.events.segment_done(0, cached=True)
+                    continue
+                t0 = time.monotonic()
+                st = self.resolve(node, execute=True, force=index in redo)
+                if not st.done:
+                    raise ConfigError(f"segment {index} can't run: it {st.reason}; include that segment in --only-segments")
+                self.events.segment_done(time.monotonic() - t0, cached=st.reason == "done")
+            elif only_segments is not None:
+                break
+            else:
+                st = self.resolve(node, execute=True)
+                if node == "stitch":
+                    # The video reaches the user before the report runs: a failed report loses nothing.
+                    summary.output = self._export_video()
+                elif node == "report":
+                    summary.report = self._export_report()
+            (summary.cached if st.reason == "done" else summary.ran).append(node)
+        return summary
+
+    def _export_video(self) -> Path:
+        """Put the stitched video at the user's output path, unless the same bytes are already there."""
+        out = Path(self.project.output)
+        entry = self._need("stitch")
+        if not out.is_file() or out.stat().st_size != entry.manifest["outputs"]["video.mp4"]["bytes"] or file_sha256(out) != entry.output_hash("video.mp4"):
+            steps.export_to_output(entry.output("video.mp4"), out)
+        return out
+
+    def _export_report(self) -> dict:
+        out = Path(self.project.output)
+        report = self._need("report")
+        for name in ("report.json", "report.png"):
+            if name in report.outputs:
+                steps.export_to_output(report.output(name), out.with_name(out.stem + "." + name))
+        return json.loads(report.output("report.json").read_text())
+
+    def keep_set(self) -> set[tuple[str, str]]:
+        """(step, key) of every entry the current project uses, for `longtake clean`."""
+        keep = set()
+        for st in self.status():
+            if st.key is not None and st.done:
+                keep.add((self._spec(st.node).step, st.key))
+        return keep
+
+    def close(self) -> None:
+        if self._generator is not None:
+            self._generator.close()
