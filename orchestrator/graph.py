@@ -25,7 +25,7 @@ import numpy as np
 
 from orchestrator import steps
 from orchestrator.atomic import atomic_write_text
-from orchestrator.cache import CacheEntry, EntryWriter, StepCache, file_sha256, step_key
+from orchestrator.cache import CacheEntry, EntryWriter, StepCache, canonical_json, file_sha256, step_key
 from orchestrator.config import Project
 from orchestrator.errors import ConfigError, MediaError
 from orchestrator.events import Events
@@ -413,8 +413,10 @@ class RunGraph:
             return "missing (cache entry removed)" if last["key"] != key else "missing"
         m = old.manifest
         changed: list[str] = []
+        old_params = m.get("params", {})
         for name, value in params.items():
-            if json.dumps(m.get("params", {}).get(name), sort_keys=True, default=str) != json.dumps(value, sort_keys=True, default=str):
+            # Compare in the manifest's own spelling (Fractions as "24/1", tuples as lists).
+            if canonical_json(old_params.get(name)) != canonical_json(value):
                 changed.append(f"{name.replace('_', ' ')} changed")
         for name, value in inputs.items():
             if m.get("inputs", {}).get(name) != value:
