@@ -50,7 +50,7 @@ from stitchers.clip_io import ClipWriter
 
 log = logging.getLogger(__name__)
 
-ANIMATIC_VERSION = "animatic-v1"
+ANIMATIC_VERSION = "animatic-v2"
 PREVIEW_LABEL = "ANIMATIC PREVIEW"
 CLIP_NAME = "clip.mp4"
 TAIL_NAME = "tail.npy"
@@ -385,12 +385,18 @@ class _Label:
     meter: tuple[int, int, int, int]  # x0, y0, x1, y1 of the audio level bar (full scale), under the text
 
 
+def _short(text: str, max_chars: int = 28) -> str:
+    """A prompt cut to fit the tag (Hershey fonts are ASCII only)."""
+    text = " ".join(text.encode("ascii", "replace").decode().split())
+    return text if len(text) <= max_chars else text[: max_chars - 3].rstrip() + "..."
+
+
 def _make_label(width: int, height: int, text: str) -> _Label:
     """The corner tag: the words, and under them a bar that shows the audio level driving the mouth."""
     font = cv2.FONT_HERSHEY_SIMPLEX
     target_h = max(5.0, 0.016 * height)
     (tw, th), base = cv2.getTextSize(text, font, 1.0, 1)
-    scale = min(target_h / th, 0.5 * width / tw)
+    scale = min(target_h / th, 0.8 * width / tw)
     thickness = max(1, int(round(scale * 1.6)))
     (tw, th), base = cv2.getTextSize(text, font, scale, thickness)
     pad = max(2, int(round(0.35 * th)))
@@ -464,7 +470,9 @@ class AnimaticGenerator(Generator):
         levels = np.rint(opening * (len(patches) - 1)).astype(np.int64)
 
         # 3. where the camera starts: read back from the context, or at rest on the portrait
-        label = _make_label(w, h, f"{PREVIEW_LABEL} | seg {request.segment_index}")
+        # The prompt is part of the tag: a creator checks per-segment prompts in the preview, and like a real
+        # generator's output the clip then changes when its prompt does (so the cache invalidates as it will on GPU).
+        label = _make_label(w, h, f"{PREVIEW_LABEL} | seg {request.segment_index} | {_short(request.prompt)}")
         pivot = (geom.face_box[0] + geom.face_box[2] / 2.0, geom.face_box[1] + geom.face_box[3] / 2.0)
         start_frame, start_m, start_v = 0, None, None
         colour = None

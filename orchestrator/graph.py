@@ -488,8 +488,8 @@ class RunGraph:
                 if not st.done:
                     raise ConfigError(f"segment {index} can't run: it {st.reason}; include that segment in --only-segments")
                 self.events.segment_done(time.monotonic() - t0, cached=st.reason == "done")
-            elif only_segments is not None:
-                break
+            elif only_segments is not None and node in ("stitch", "report"):
+                break  # --only-segments generates, it does not stitch
             else:
                 st = self.resolve(node, execute=True)
                 if node == "stitch":

@@ -11,7 +11,7 @@ import pytest
 
 import generators.animatic as animatic
 from generators import get_generator_class
-from generators.animatic import AnimaticGenerator, MotionPath, estimate_camera, frame_envelope, mouth_opening
+from generators.animatic import ANIMATIC_VERSION, AnimaticGenerator, MotionPath, estimate_camera, frame_envelope, mouth_opening
 from generators.base import GenerateRequest
 from orchestrator.config import AnimaticOptions
 from orchestrator.errors import GeneratorError
@@ -102,7 +102,7 @@ def test_registered_with_ltx_grid() -> None:
 
 def test_model_identity_names_the_options_that_change_output() -> None:
     base = generator().model_identity()
-    assert base.startswith("animatic-v1:")
+    assert base.startswith(ANIMATIC_VERSION + ":")
     assert generator().model_identity() == base
     assert generator(motion_strength=2.0).model_identity() != base
     assert generator(mouth_gain=0.5).model_identity() != base
