@@ -72,6 +72,9 @@ class Generator(ABC):
     def load(self) -> None:
         """Load models; idempotent. Called once per run before the first segment."""
 
+    def preflight(self, width: int, height: int, num_frames: int) -> None:
+        """Refuse settings that cannot run (memory, grid) before the first segment starts; called after load()."""
+
     def encode_prompts(self, prompts: list[str]) -> None:
         """Encode each distinct prompt once (backends without a text encoder do nothing)."""
 

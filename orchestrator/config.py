@@ -241,7 +241,7 @@ def _resolve_paths(project: Project, path: Path) -> Project:
     generator = project.generator
     if isinstance(generator, LTX2Options):
         changes = {}
-        for key in ("model", "upsampler"):
+        for key in ("model", "upsampler", "stage2_lora"):
             value = getattr(generator, key)
             if value and (value.startswith((".", "/", "~")) or (base / value).exists()):
                 changes[key] = str((base / Path(value).expanduser()).resolve())

@@ -271,6 +271,8 @@ class RunGraph:
         t0 = time.monotonic()
         self.events.status(f"loading the {self.gen_cls.NAME} generator")
         self.generator.load()
+        plan = self._require_plan()
+        self.generator.preflight(plan.width, plan.height, max(s.gen_frames for s in plan.segments))
         self._loaded = True
         self.events.emit("generator_loaded", backend=self.gen_cls.NAME, seconds=round(time.monotonic() - t0, 3))
         if not self._prompts_encoded:

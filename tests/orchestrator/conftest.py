@@ -30,21 +30,6 @@ def _need(tool: str) -> None:
         pytest.skip(f"{tool} is not installed (.ci/run installs it)")
 
 
-@pytest.fixture(scope="session")
-def speech_flac(tmp_path_factory) -> Path:
-    """About 30 s of espeak-ng speech with sentence pauses, 22.05 kHz mono FLAC, 0.6 s of leading silence."""
-    _need("espeak-ng")
-    _need("sox")
-    folder = tmp_path_factory.mktemp("speech")
-    wav = folder / "raw.wav"
-    # Sentence breaks of 450 ms, as a narrator leaves them (espeak's own are ~250 ms).
-    ssml = "<speak>" + "".join(f'{s.strip()}.<break time="450ms"/>' for s in SPEECH.split(".") if s.strip()) + "</speak>"
-    subprocess.run(["espeak-ng", "-m", "-v", "en-us", "-s", "165", "-g", "6", "-w", str(wav), ssml], check=True)
-    out = folder / "voiceover.flac"
-    subprocess.run(["sox", str(wav), str(out), "pad", "0.6", "0.3"], check=True)
-    return out
-
-
 def draw_portrait(width: int = 256, height: int = 320) -> np.ndarray:
     """A face-like drawing: skin oval, eyes, mouth, on a two-tone background."""
     yy, xx = np.mgrid[0:height, 0:width]
@@ -60,15 +45,6 @@ def draw_portrait(width: int = 256, height: int = 320) -> np.ndarray:
     mouth = ((xx - cx) / (width * 0.07)) ** 2 + ((yy - (cy + height * 0.12)) / (height * 0.015)) ** 2 < 1
     img[mouth] = (150, 60, 60)
     return img
-
-
-@pytest.fixture(scope="session")
-def portrait_png(tmp_path_factory) -> Path:
-    from PIL import Image
-
-    path = tmp_path_factory.mktemp("portrait") / "portrait.png"
-    Image.fromarray(draw_portrait()).save(path)
-    return path
 
 
 def write_project(folder: Path, voiceover: Path, portrait: Path, **overrides) -> Path:
