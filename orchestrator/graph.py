@@ -323,7 +323,7 @@ class RunGraph:
 
         report = build_report(self._need("stitch").output("video.mp4"), plan=self._require_plan(),
                               portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir)
-        for name in ("report.json", "report.png", "report_contact.png"):
+        for name in ("report.json", "report.png", "contact_sheet.png"):
             if (w.dir / name).exists():
                 w.add_output(name)
         w.meta["verdicts"] = report.verdicts()
