@@ -32,7 +32,7 @@ from pathlib import Path, PurePath, PurePosixPath
 from typing import Any, Iterator
 
 from orchestrator import __version__ as LONGTAKE_VERSION
-from orchestrator.atomic import atomic_write_text
+from orchestrator.atomic import atomic_write_text, fsync_dir
 from orchestrator.errors import LongtakeError, WorkdirError
 
 log = logging.getLogger(__name__)
@@ -401,7 +401,7 @@ class StepCache:
                 raise CacheError(f"step {step} registered output {name!r} but did not write it (expected {path})")
             outputs[name] = _hash_and_fsync(path)
         for folder in {(tmp / n).parent for n in writer.output_names} - {tmp}:
-            _fsync_dir(folder)
+            fsync_dir(folder)
         manifest = {
             "format": MANIFEST_FORMAT,
             "step": step,
@@ -433,8 +433,8 @@ class StepCache:
                 with contextlib.suppress(OSError):
                     os.replace(trash, final)
             raise
-        _fsync_dir(final.parent)
-        _fsync_dir(self.root)
+        fsync_dir(final.parent)
+        fsync_dir(self.root)
         if trash is not None:
             _rmtree_quiet(trash)
 
@@ -657,15 +657,6 @@ def _tree_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
 
 
 def _is_within(path: Path, folder: Path) -> bool:
