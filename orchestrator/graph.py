@@ -296,7 +296,7 @@ class RunGraph:
             inputs["captions"] = self._file_hash(p.export.captions, "export.captions")
         params = {
             "stitcher": p.stitcher.model_dump(mode="json"),
-            "export": p.export.model_dump(mode="json", exclude={"captions"}),
+            "export": self._export_config().model_dump(mode="json", exclude={"captions"}),
             "video": p.video.model_dump(mode="json"),
         }
         return params, inputs
@@ -309,10 +309,23 @@ class RunGraph:
         clips = [self._need(segment_node(s.index)).output("clip.mp4") for s in plan.segments]
         result = stitch(
             plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
-            stitcher=p.stitcher, export=p.export, reference_rgb=steps.load_portrait(self._need("portrait")),
+            stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
             progress=lambda done, total: self.events.status(f"stitching frame {done}/{total}"),
         )
         w.meta.update(frames=result.frames, duration_s=result.duration_s, size_bytes=result.size_bytes, warnings=list(result.warnings))
+
+    def _export_config(self):
+        """The export settings with the output size resolved: export.width/height, else the preset's, else video's.
+
+        A preset without a size of its own (master) would otherwise keep the generation size (1088×1920);
+        the user asked for video.width × video.height.
+        """
+        from stitchers.export import PRESETS
+
+        export = self.project.export
+        if export.width is None and export.height is None and PRESETS[export.preset].width is None:
+            export = export.model_copy(update={"width": self.project.video.width, "height": self.project.video.height})
+        return export
 
     def _report_material(self) -> tuple[dict, dict]:
         return {}, {"video": self._need("stitch").output_hash("video.mp4"), "plan": self._need("plan").output_hash("plan.json"),

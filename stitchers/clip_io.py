@@ -19,6 +19,10 @@ from orchestrator.atomic import atomic_path
 from orchestrator.errors import MediaError
 
 INTERMEDIATE_CRF = 12
+# Intermediates are BT.709, tagged, like the final video, so the stitcher passes
+# their YCbCr through without a matrix conversion.
+_BT709 = 1  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC_BT709
+_LIMITED_RANGE = 1  # AVCOL_RANGE_MPEG
 
 
 @dataclass(frozen=True)
@@ -35,10 +39,12 @@ class VideoInfo:
 class ClipWriter:
     """Write RGB uint8 frames to ``path`` atomically (the file appears only when closed without error)."""
 
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction, crf: int = INTERMEDIATE_CRF, preset: str = "veryfast"):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, crf: int = INTERMEDIATE_CRF, preset: str = "veryfast", gop_frames: int | None = None):
         self.path = Path(path)
         self.width, self.height, self.fps = width, height, Fraction(fps)
         self._crf, self._preset = crf, preset
+        # A keyframe every second (by default) lets the stitcher sample a clip's colour by decoding keyframes only.
+        self._gop = gop_frames if gop_frames is not None else max(1, round(self.fps))
         self.frames_written = 0
 
     def __enter__(self) -> "ClipWriter":
@@ -48,8 +54,10 @@ class ClipWriter:
         stream = self._container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height = self.width, self.height
         stream.pix_fmt = "yuv444p"
-        stream.options = {"crf": str(self._crf), "preset": self._preset}
+        stream.options = {"crf": str(self._crf), "preset": self._preset, "g": str(self._gop)}
         stream.codec_context.time_base = 1 / self.fps
+        cc = stream.codec_context
+        cc.colorspace, cc.color_primaries, cc.color_trc, cc.color_range = _BT709, _BT709, _BT709, _LIMITED_RANGE
         self._stream = stream
         return self
 
@@ -57,6 +65,8 @@ class ClipWriter:
         if frame.shape != (self.height, self.width, 3) or frame.dtype != np.uint8:
             raise ValueError(f"frame must be uint8 [{self.height}, {self.width}, 3], got {frame.dtype} {list(frame.shape)}")
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+        vf = vf.reformat(format="yuv444p", dst_colorspace=_BT709, dst_color_range=_LIMITED_RANGE)
+        vf.colorspace, vf.color_range = _BT709, _LIMITED_RANGE
         vf.pts = self.frames_written
         for packet in self._stream.encode(vf):
             self._container.mux(packet)
