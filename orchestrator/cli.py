@@ -270,6 +270,11 @@ def main(argv: list[str] | None = None) -> int:
         traceback.print_exc()
         click.echo("error: longtake hit an unexpected error (above). Finished steps are kept; please report this with --debug output.", err=True)
         return 1
+    finally:
+        # A command's progress handler must not outlive it (main() may be called again in one process).
+        log.handlers[:] = [h for h in log.handlers if not isinstance(h, EventsLogHandler)]
+        log.propagate = True
+        log.setLevel(logging.NOTSET)
 
 
 def entry() -> None:

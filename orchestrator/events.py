@@ -18,13 +18,18 @@ from typing import Any, TextIO
 class Events:
     def __init__(self, *, json_out: bool = False, progress: bool | None = None, stream: TextIO | None = None):
         self.json_out = json_out
-        self._err = stream or sys.stderr
+        self._stream = stream
         self.progress_on = self._err.isatty() if progress is None else progress
         self._line_len = 0
         self._t0 = time.monotonic()
         self.total_segments = 0
         self.done_segments = 0
         self._segment_times: list[float] = []
+
+    @property
+    def _err(self) -> TextIO:
+        # Looked up on every write: a test harness (or a caller) may swap sys.stderr after we were made.
+        return self._stream or sys.stderr
 
     # -- machine events -----------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
