@@ -255,10 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     except click.exceptions.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        return RunInterrupted.exit_code
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):
+        # click turns Ctrl-C (and our SIGTERM handler's KeyboardInterrupt) into Abort.
         click.echo("\ninterrupted: every finished step is kept; run the same command again to resume.", err=True)
         return RunInterrupted.exit_code
     except LongtakeError as exc:

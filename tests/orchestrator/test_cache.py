@@ -611,7 +611,7 @@ def test_disk_full_patched_while_writing_manifest(tmp_path, monkeypatch):
 def test_disk_full_patched_inside_the_step_and_quota(tmp_path):
     cache = StepCache(tmp_path)
     with pytest.raises(WorkdirError) as info:
-        with cache.writing("segment", KEY) as w:
+        with cache.writing("segment", KEY):
             try:
                 raise OSError(errno.ENOSPC, "No space left on device")
             except OSError as exc:

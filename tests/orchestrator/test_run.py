@@ -250,3 +250,26 @@ def test_init_writes_a_project_that_plans(tmp_path, speech_flac, portrait_png):
     assert again.returncode == 2 and "--force" in again.stderr
     plan = longtake("plan", str(project), "--json", check=True)
     assert json.loads(plan.stdout)["version"] == 1
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_sigterm_or_ctrl_c_exits_130_and_the_rerun_resumes(baseline, tmp_path, sig):
+    project = _copy_project(baseline, tmp_path / sig.name)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(project), "--json"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)  # fmt: skip
+    finished = []
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["event"] == "step_finished" and event["step"].startswith("segment_"):
+            finished.append(event["step"])
+            if len(finished) == 2:
+                proc.send_signal(sig)
+                break
+    proc.stdout.read()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130
+    assert "run the same command again to resume" in err
+    rerun = events(longtake("run", str(project), "--json", check=True))
+    assert set(finished) <= set(steps_with(rerun, "step_cached"))
+    assert frame_digest(tmp_path / sig.name / "out" / "video.mp4") == frame_digest(baseline["output"])
