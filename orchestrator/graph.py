@@ -115,6 +115,7 @@ class RunGraph:
         self._state_path = Path(project.workdir) / STATE_FILE
         self._audio_hash: dict[int, str] = {}
         self._prompts_encoded = False
+        self._reference_stats = None  # colour-hold reference, measured on first use
 
     # -- generator ------------------------------------------------------------------------
     @property
@@ -259,11 +260,11 @@ class RunGraph:
         mode = self.project.stitcher.color_hold
         if mode == "off" or self.project.stitcher.color_hold_strength == 0:
             return context
-        if mode == "portrait":
-            reference = color_stats(portrait)
-        else:
-            reference = color_stats(np.load(self._need(segment_node(0)).output("tail.npy")))
-        return apply_color_hold(context, color_stats(context), reference, self.project.stitcher.color_hold_strength)
+        if self._reference_stats is None:
+            # The same reference for every segment of the run: measure it once.
+            source = portrait if mode == "portrait" else np.load(self._need(segment_node(0)).output("tail.npy"))
+            self._reference_stats = color_stats(source)
+        return apply_color_hold(context, color_stats(context), self._reference_stats, self.project.stitcher.color_hold_strength)
 
     def _ensure_generator(self) -> None:
         if self._loaded:

@@ -86,8 +86,12 @@ class ClipWriter:
             self._atomic.__exit__(exc_type, exc, tb)
 
 
-def probe_video(path: Path) -> VideoInfo:
-    """Read a clip's shape once, at the boundary; raise MediaError with the path on failure."""
+def probe_video(path: Path, *, count_frames: bool = True) -> VideoInfo:
+    """Read a clip's shape once, at the boundary; raise MediaError with the path on failure.
+
+    When the container does not record its frame count, ``count_frames`` decodes the stream to count
+    them; without it ``num_frames`` is 0 then (for callers that only need size and rate).
+    """
     path = Path(path)
     if not path.is_file():
         raise MediaError(f"video file is missing: {path}")
@@ -97,7 +101,7 @@ def probe_video(path: Path) -> VideoInfo:
                 raise MediaError(f"{path} has no video stream")
             stream = container.streams.video[0]
             num_frames = stream.frames
-            if not num_frames:
+            if not num_frames and count_frames:
                 num_frames = sum(1 for _ in container.decode(stream))
             fps = stream.average_rate or stream.guessed_rate or Fraction(0)
             return VideoInfo(path, stream.width, stream.height, Fraction(fps), int(num_frames), stream.codec_context.name, str(stream.format.name))

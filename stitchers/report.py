@@ -25,13 +25,12 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Callable
 
-import av
 import numpy as np
 
 from orchestrator.atomic import atomic_write_text
-from orchestrator.errors import MediaError
 from orchestrator.timebase import format_timestamp, fps_str
 from segmenters.plan import Plan
+from stitchers.clip_io import probe_video
 from stitchers.report_drift import ColorAnalysis, IdentityAnalysis, analyse_color, analyse_identity
 from stitchers.report_face import FaceBox
 from stitchers.report_integrity import IntegrityAnalysis, analyse_integrity
@@ -180,7 +179,7 @@ def build_report(
     """
     video = Path(video)
     portrait_rgb = load_portrait(Path(portrait)) if portrait is not None else None
-    fps_hint = _probe_fps(video)
+    fps_hint = probe_video(video, count_frames=False).fps
     notes: list[str] = []
     joins = _plan_joins(plan, fps_hint, notes) if plan is not None else None
     wanted = None
@@ -192,19 +191,6 @@ def build_report(
     feats = stream_features(video, portrait_rgb=portrait_rgb, thumb_frames=wanted, spans=spans, progress=progress)
     notes.extend(feats.notes)
     return _assemble(feats, plan, joins, thresholds, notes, out_dir)
-
-
-def _probe_fps(video: Path) -> Fraction:
-    if not video.is_file():
-        raise MediaError(f"video file is missing: {video}")
-    try:
-        with av.open(str(video)) as c:
-            if not c.streams.video:
-                raise MediaError(f"{video} has no video stream")
-            s = c.streams.video[0]
-            return Fraction(s.average_rate or s.guessed_rate or 0)
-    except av.FFmpegError as exc:
-        raise MediaError(f"cannot read video {video}: {exc}") from None
 
 
 def _plan_joins(plan: Plan, fps: Fraction, notes: list[str]) -> list[tuple[int, int]]:
