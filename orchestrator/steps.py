@@ -10,7 +10,6 @@ so finished entries made by older code are redone.
 from __future__ import annotations
 
 import hashlib
-import json
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -217,7 +216,3 @@ def export_to_output(produced: Path, output: Path) -> None:
     """Copy a finished file to the user's output path atomically (never a half-written output)."""
     with atomic_path(output) as tmp:
         shutil.copyfile(produced, tmp)
-
-
-def write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

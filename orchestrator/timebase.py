@@ -44,18 +44,6 @@ def sample_to_frame(sample: int, fps: Fraction, sample_rate_hz: int) -> int:
     return _div_round(sample * fps.numerator, sample_rate_hz * fps.denominator)
 
 
-def frames_to_seconds(frames: int, fps: Fraction) -> float:
-    return float(frames / fps)
-
-
-def samples_to_seconds(samples: int, sample_rate_hz: int) -> float:
-    return samples / sample_rate_hz
-
-
-def seconds_to_samples(seconds: float, sample_rate_hz: int) -> int:
-    return int(round(seconds * sample_rate_hz))
-
-
 def format_timestamp(seconds: float) -> str:
     """83.25 → '1:23.25' (for messages and tables)."""
     sign = "-" if seconds < 0 else ""
