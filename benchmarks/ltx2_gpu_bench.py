@@ -360,7 +360,10 @@ def writer_fps(width: int, height: int, frames: int, work: Path) -> dict:
     """ClipWriter throughput (frames/s) on two kinds of content, frames made before the clock starts.
 
     ``smooth``: a face that moves, no grain (a real talking head is close to this); ``noise``: uniform random
-    pixels, what the random-weight model decodes to, the worst case for H.264's entropy coder.
+    pixels, what the random-weight model decodes to, the worst case for H.264's entropy coder. Both are fed as
+    the generator feeds them (Y'CbCr planes converted beforehand, ``write_ycbcr``); ``noise_rgb`` adds the
+    RGB path's libswscale conversion on the writer's thread, ``noise_veryfast`` is the previous intermediate
+    (x264 ``veryfast``, PyAV's default slice threads), for comparison.
     """
     from stitchers.clip_io import ClipWriter
 
@@ -374,14 +377,31 @@ def writer_fps(width: int, height: int, frames: int, work: Path) -> dict:
         smooth.append(frame)
     rng = np.random.RandomState(0)
     noise = [rng.randint(0, 256, base.shape).astype(np.uint8) for _ in range(frames)]
+    to_planes = lambda clip: [_ycbcr_planes(f) for f in clip]  # noqa: E731
     rates = {}
-    for name, clip in (("smooth", smooth), ("noise", noise)):
+    for name, clip, kind, options in (
+        ("smooth", to_planes(smooth), "ycbcr", {}),
+        ("noise", to_planes(noise), "ycbcr", {}),
+        ("noise_rgb", noise, "rgb", {}),
+        ("noise_veryfast", noise, "rgb", {"preset": "veryfast", "thread_type": "SLICE"}),
+    ):
+        thread_type = options.pop("thread_type", None)
         start = time.perf_counter()
-        with ClipWriter(work / f"writer-{name}.mp4", width, height, Fraction(24)) as writer:
+        with ClipWriter(work / f"writer-{name}.mp4", width, height, Fraction(24), **options) as writer:
+            if thread_type:
+                writer._stream.codec_context.thread_type = thread_type  # the old setting, for comparison only
             for frame in clip:
-                writer.write(frame)
+                writer.write_ycbcr(frame) if kind == "ycbcr" else writer.write(frame)
         rates[name] = frames / (time.perf_counter() - start)
     return rates
+
+
+def _ycbcr_planes(rgb: np.ndarray) -> np.ndarray:
+    import torch
+
+    from generators.ltx2_pipeline import rgb_to_ycbcr_planes
+
+    return rgb_to_ycbcr_planes(torch.from_numpy(rgb)[None])[0].numpy()
 
 
 def extrapolate(row: dict, *, passes_per_step: int, measured_stage1_steps: int, stage1_forwards: int) -> dict:
@@ -496,8 +516,13 @@ def summarize(figures: dict, fps: float = 24.0) -> str:
                 say(f"  EXTRAPOLATED: dev30 {ex['dev30_wall_s']:.0f} s, distilled8 {ex['distilled8_wall_s']:.0f} s per 20-s segment")
     if writer:
         say("")
-        say("Clip writer (stitchers.clip_io.ClipWriter: libx264 yuv444 CRF 12, veryfast), frames/s: " + ", ".join(
+        say("Clip writer (stitchers.clip_io.ClipWriter: libx264 yuv444 CRF 12, ultrafast, frame threads; Y'CbCr converted "
+            "beforehand, as the generator does on the GPU), frames/s: " + ", ".join(
             f"{size} smooth {r['smooth']:.0f} / noise {r['noise']:.0f}" for size, r in writer.items()))  # fmt: skip
+        for size, r in writer.items():
+            if "noise_veryfast" in r:
+                say(f"  {size} noise: RGB input (libswscale on the writer thread) {r['noise_rgb']:.0f} fps; the previous "
+                    f"intermediate (veryfast, slice threads) {r['noise_veryfast']:.0f} fps")  # fmt: skip
     return "\n".join(out) + "\n"
 
 
@@ -540,6 +565,12 @@ def main(argv: list[str] | None = None) -> int:
         figures["diffusers"] = diffusers.__version__
     except Exception:
         pass
+    def save() -> None:
+        """Write what is measured so far: a run stopped at its time limit keeps its finished sections."""
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(figures, indent=2, default=str))
+
     work = args.work
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
@@ -607,6 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             "segments_wall_s": sum(r["wall_s"] for r in rows), "rows": rows,
         }  # fmt: skip
         log(f"  load {load_s:.1f} s, prompts {encode_s:.1f} s, 3 segments {figures['run']['segments_wall_s']:.1f} s")
+        save()
 
     if "naive" in sections:
         log("naive: a fresh pipeline per segment")
@@ -617,6 +649,7 @@ def main(argv: list[str] | None = None) -> int:
             ours = figures["run"]["load_s"] + figures["run"]["encode_prompts_s"] + figures["run"]["segments_wall_s"]
             figures["speedup_measured"] = figures["naive"]["total_s"] / ours
             log(f"  naive {figures['naive']['total_s']:.1f} s vs ours {ours:.1f} s: {figures['speedup_measured']:.2f}×")
+        save()
 
     if "big" in sections:
         bw, bh = big["width"], big["height"]
@@ -628,6 +661,7 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             row["extrapolated"] = extrapolate(row, passes_per_step=passes, measured_stage1_steps=args.stage1_steps, stage1_forwards=args.stage1_steps * passes)
         figures["big"] = {"size": f"{bw}x{bh}", "num_frames": num_frames, "rows": rows}
+        save()
         gen.close()
         del gen
         gc.collect()
@@ -647,17 +681,15 @@ def main(argv: list[str] | None = None) -> int:
         for row in rows:
             row["extrapolated"] = extrapolate(row, passes_per_step=passes, measured_stage1_steps=args.stage1_steps, stage1_forwards=args.stage1_steps * passes)
         figures["lowmem"] = {"size": f"{w}x{h}", "num_frames": num_frames, "rows": rows}
+        save()
         gen.close()
 
     if "writer" in sections:
-        figures["writer_fps"] = {f"{sz['width']}x{sz['height']}": writer_fps(sz["width"], sz["height"], 48, work) for sz in (small, big)}
+        figures["writer_fps"] = {f"{sz['width']}x{sz['height']}": writer_fps(sz["width"], sz["height"], 96 if cuda else 8, work) for sz in (small, big)}
         log(f"writer on smooth content: {figures['writer_fps']} frames/s")
 
-    text = json.dumps(figures, indent=2, default=str)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text)
-    log(text)
+    save()
+    log(json.dumps(figures, indent=2, default=str))
     return 0
 
 

@@ -28,8 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import queue
-import threading
 import time
 from dataclasses import dataclass
 from fractions import Fraction
@@ -46,7 +44,7 @@ from orchestrator.atomic import atomic_path
 from orchestrator.errors import GeneratorError
 from orchestrator.timebase import frame_to_sample
 from segmenters.plan import CHAIN_MODES, FrameGrid
-from stitchers.clip_io import ClipWriter
+from stitchers.clip_io import BackgroundClipWriter
 
 log = logging.getLogger(__name__)
 
@@ -501,7 +499,7 @@ class AnimaticGenerator(Generator):
         x0, y0, x1, y1 = geom.roi
         if progress:
             progress(0, n, "render")
-        with ClipWriter(clip_path, w, h, request.fps, crf=ENCODER_CRF, preset=ENCODER_PRESET) as writer, _WriterThread(writer) as sink:
+        with BackgroundClipWriter(clip_path, w, h, request.fps, crf=ENCODER_CRF, preset=ENCODER_PRESET) as sink:
             for i in range(n):
                 if i < n_context:
                     frame = np.ascontiguousarray(context[i])  # type: ignore[index]
@@ -620,55 +618,6 @@ def _apply_colour(frame: np.ndarray, colour: tuple[np.ndarray, np.ndarray], weig
     ramp = np.arange(256, dtype=np.float64)[:, None]
     lut = np.clip(ramp * g[None, :] + o[None, :] + 0.5, 0, 255).astype(np.uint8).reshape(256, 1, 3)
     frame[...] = cv2.LUT(frame, lut)
-
-
-class _WriterThread:
-    """Encode frames in a second thread while the next ones render (x264 and cv2 release the GIL)."""
-
-    _STOP = object()
-
-    def __init__(self, writer: ClipWriter, depth: int = 8):
-        self._writer = writer
-        self._queue: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="animatic-encode", daemon=True)
-
-    def __enter__(self) -> "_WriterThread":
-        self._thread.start()
-        return self
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if item is self._STOP:
-                return
-            if self._error is None:
-                try:
-                    self._writer.write(item)
-                except BaseException as exc:  # noqa: BLE001 - handed to the producer thread
-                    self._error = exc
-
-    def put(self, frame: np.ndarray) -> None:
-        while True:
-            if self._error is not None:
-                raise self._error
-            try:
-                self._queue.put(frame, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        while True:
-            try:
-                self._queue.put(self._STOP, timeout=0.5)
-                break
-            except queue.Full:
-                if not self._thread.is_alive():
-                    break
-        self._thread.join()
-        if exc_type is None and self._error is not None:
-            raise self._error
 
 
 __all__ = [

@@ -111,87 +111,6 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
     return conditions
 
 
-class _BackgroundClipWriter:
-    """Writes frame chunks to a ``ClipWriter`` on a worker thread and keeps the tail frames (lossless, in memory).
-
-    The encoder (libx264 in C) runs while the caller decodes the next chunk on the GPU; at most ``max_chunks``
-    chunks wait in between, so host memory stays bounded. Any error on the worker is raised by ``finish``; ``abort``
-    stops the worker and leaves no clip behind (the writer is atomic).
-    """
-
-    _STOP = object()
-
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction, tail_start: int, tail_end: int, max_chunks: int = 3):
-        import queue
-        import threading
-
-        self._queue: "queue.Queue" = queue.Queue(maxsize=max_chunks)
-        self._error: BaseException | None = None
-        self._aborted = False
-        self._args = (path, width, height, fps)
-        self._tail_range = (tail_start, tail_end)
-        self.tail: list[np.ndarray] = []
-        self.frames_written = 0
-        self._thread = threading.Thread(target=self._run, name="ltx2-clip-writer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        from stitchers.clip_io import ClipWriter
-
-        try:
-            with ClipWriter(*self._args) as writer:
-                while True:
-                    chunk = self._queue.get()
-                    if chunk is self._STOP:
-                        break
-                    if chunk is None:
-                        raise RuntimeError("clip writing aborted")
-                    for frame in chunk:
-                        if self._tail_range[0] <= self.frames_written < self._tail_range[1]:
-                            self.tail.append(frame.copy())
-                        writer.write(frame)
-                        self.frames_written += 1
-        except BaseException as exc:  # handed to the caller by finish()
-            self._error = exc
-            while True:  # unblock a producer waiting on a full queue
-                try:
-                    self._queue.get_nowait()
-                except Exception:
-                    break
-
-    def put(self, chunk: np.ndarray) -> None:
-        import queue
-
-        while True:
-            if self._error is not None or not self._thread.is_alive():
-                self.finish()  # raises the worker's error
-                raise GeneratorError("the clip writer stopped early")
-            try:
-                self._queue.put(chunk, timeout=0.5)
-                return
-            except queue.Full:
-                continue
-
-    def finish(self) -> tuple[int, list[np.ndarray]]:
-        if self._thread.is_alive():
-            self._queue.put(self._STOP)
-            self._thread.join()
-        if self._error is not None and not self._aborted:
-            error, self._error = self._error, None
-            raise error
-        return self.frames_written, self.tail
-
-    def abort(self) -> None:
-        """Stop the worker if it still runs (after an error on the caller's side); the clip is not written."""
-        if self._thread.is_alive():
-            self._aborted = True
-            try:
-                self._queue.put(None, timeout=5)
-            except Exception:
-                pass
-            self._thread.join(timeout=30)
-
-
 @register
 class LTX2Generator(Generator):
     NAME = "ltx2"
@@ -456,7 +375,8 @@ class LTX2Generator(Generator):
         import torch
 
         from generators import ltx2_loading as L
-        from generators.ltx2_pipeline import StageClock
+        from generators.ltx2_pipeline import StageClock, rgb_to_ycbcr_planes
+        from stitchers.clip_io import BackgroundClipWriter
         from orchestrator.atomic import atomic_path
 
         started = time.perf_counter()
@@ -511,30 +431,33 @@ class LTX2Generator(Generator):
         out_dir.mkdir(parents=True, exist_ok=True)
         clip_path = out_dir / CLIP_NAME
         tail_path = out_dir / TAIL_NAME if request.tail_frames > 0 else None
-        # The GPU decodes chunk k+1 while a worker thread encodes chunk k into the clip.
-        sink = _BackgroundClipWriter(
-            clip_path, request.width, request.height, Fraction(request.fps), request.tail_start, request.tail_start + request.tail_frames
-        )
-        try:
+        # The GPU decodes chunk k+1 while a worker thread encodes chunk k into the clip; the colour conversion
+        # runs on the GPU, so the worker only encodes.
+        tail_lo, tail_hi = request.tail_start, request.tail_start + request.tail_frames
+        tail: list[np.ndarray] = []
+        decoded = 0
+        with BackgroundClipWriter(clip_path, request.width, request.height, Fraction(request.fps), max_items=3) as sink:
             with clock("decode"):
                 for chunk in pipe.iter_decode(
                     result.latents, tile_latent_frames=L.DECODE_TILE_LATENT_FRAMES, stride_latent_frames=L.DECODE_STRIDE_LATENT_FRAMES
                 ):
                     if chunk.shape[1:] != (request.height, request.width, 3):
                         raise GeneratorError(f"segment {request.segment_index}: decoded frames are {list(chunk.shape[1:])}, expected [{request.height}, {request.width}, 3]")
-                    sink.put(chunk.cpu().numpy())
+                    lo, hi = max(tail_lo - decoded, 0), min(tail_hi - decoded, chunk.shape[0])
+                    if lo < hi:
+                        tail.append(chunk[lo:hi].cpu().numpy())
+                    sink.put_ycbcr(rgb_to_ycbcr_planes(chunk).cpu().numpy())
+                    decoded += chunk.shape[0]
             on_step("decode", 0)
-            with clock("write"):  # what encoding adds after the last chunk is decoded
-                frames_written, tail = sink.finish()
-        finally:
-            sink.abort()
+            write_started = time.perf_counter()  # "write": what encoding adds after the last chunk is decoded, + the tail
+        frames_written = sink.frames_written
         if frames_written != request.num_frames:
             raise GeneratorError(f"segment {request.segment_index}: decoded {frames_written} frames, expected {request.num_frames}")
         if tail_path is not None:
-            with clock("write"):
-                with atomic_path(tail_path) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, np.stack(tail))
+            with atomic_path(tail_path) as tmp:
+                with open(tmp, "wb") as fh:
+                    np.save(fh, np.concatenate(tail))
+        clock.seconds["write"] = time.perf_counter() - write_started
         on_step("write", 0)
 
         timings = dict(clock.seconds)

@@ -459,6 +459,20 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         return torch.cat([_to_uint8_frames(video[:, i : i + 16]) for i in range(0, video.shape[1], 16)])
 
 
+def rgb_to_ycbcr_planes(frames: torch.Tensor) -> torch.Tensor:
+    """uint8 RGB ``[f, H, W, 3]`` → uint8 BT.709 limited-range Y'CbCr planes ``[f, 3, H, W]``, on the frames' device.
+
+    The clip writer's input (``ClipWriter.write_ycbcr``): converting where the frames
+    already are (the GPU) takes the conversion off the encoder thread. Agrees with
+    libswscale's fixed-point conversion to within one code value.
+    """
+    from stitchers.color import BT709_LIMITED
+
+    m = torch.as_tensor(BT709_LIMITED.rgb_to_code(), dtype=torch.float32, device=frames.device)
+    out = torch.einsum("fhwc,kc->fkhw", frames.float(), m[:3, :3]) + m[:3, 3].view(1, 3, 1, 1)
+    return out.round_().clamp_(0, 255).to(torch.uint8)
+
+
 def _to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
     """``[3, f, H, W]`` in [-1, 1] → uint8 ``[f, H, W, 3]`` (rounding as diffusers' video post-processing)."""
     return ((video.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).contiguous()

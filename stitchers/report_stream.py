@@ -375,8 +375,10 @@ def _portrait_reference(portrait_rgb: np.ndarray, geom: CropGeometry, template: 
 
 
 def _identity_patch(work: np.ndarray, face: FaceBox) -> np.ndarray:
-    y0, y1, x0, x1 = face.sub(IDENTITY_ROWS, IDENTITY_COLS)
-    w, h = x1 - x0, y1 - y0
+    # The size comes from the box's size alone: rounding the corners of a box at a fractional (tracked)
+    # position would change it by a pixel from frame to frame, and the HOG's length with it.
+    w = max(1, int(round((IDENTITY_COLS[1] - IDENTITY_COLS[0]) * face.w)))
+    h = max(1, int(round((IDENTITY_ROWS[1] - IDENTITY_ROWS[0]) * face.h)))
     centre = (face.x + (IDENTITY_COLS[0] + IDENTITY_COLS[1]) / 2 * face.w, face.y + (IDENTITY_ROWS[0] + IDENTITY_ROWS[1]) / 2 * face.h)
     return cv2.getRectSubPix(work, (w, h), centre)
 

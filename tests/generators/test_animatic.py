@@ -287,12 +287,13 @@ def test_same_seed_same_frames(tmp_path: Path, portrait: np.ndarray) -> None:
 def test_tail_npy_is_exactly_what_was_rendered(tmp_path: Path, portrait: np.ndarray, monkeypatch: pytest.MonkeyPatch) -> None:
     written: list[np.ndarray] = []
 
-    class SpyWriter(ClipWriter):
-        def write(self, frame: np.ndarray) -> None:
-            written.append(frame.copy())
-            super().write(frame)
+    encode = ClipWriter.write
 
-    monkeypatch.setattr(animatic, "ClipWriter", SpyWriter)
+    def spy(self: ClipWriter, frame: np.ndarray) -> None:
+        written.append(frame.copy())
+        encode(self, frame)
+
+    monkeypatch.setattr(ClipWriter, "write", spy)
     audio = frame_amplitudes_to_audio(np.tile([0.0, 0.5], 25)[:49])
     result = generator().generate(make_request(tmp_path, portrait, audio=audio, tail_start=30, tail_frames=9))
     tail = np.load(result.tail_path)

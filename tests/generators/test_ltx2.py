@@ -280,10 +280,10 @@ def test_streaming_decode_equals_the_vaes_own_temporal_tiling(gen, tile, stride)
 def test_a_failing_writer_leaves_no_clip(gen, tmp_path, monkeypatch):
     from stitchers import clip_io
 
-    def broken(self, frame):
+    def broken(self, planes):
         raise OSError("disk full")
 
-    monkeypatch.setattr(clip_io.ClipWriter, "write", broken)
+    monkeypatch.setattr(clip_io.ClipWriter, "write_ycbcr", broken)
     with pytest.raises(OSError, match="disk full"):
         gen.generate(request(tmp_path / "seg"))
     assert not (tmp_path / "seg" / "clip.mp4").exists()

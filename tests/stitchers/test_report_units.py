@@ -183,6 +183,15 @@ def test_hog_ignores_brightness_and_contrast_but_not_a_different_face():
         hog(np.zeros((10, 10), np.uint8))
 
 
+def test_identity_patch_has_one_size_wherever_a_tracked_face_sits():
+    from stitchers.report_stream import _identity_patch
+
+    work = np.random.default_rng(0).integers(0, 256, (200, 160), dtype=np.uint8)
+    sizes = {_identity_patch(work, FaceBox(30 + dx, 40 + dy, 67.0, 83.0, "haar")).shape for dx in np.linspace(0, 1, 11) for dy in np.linspace(0, 1, 11)}
+    assert len(sizes) == 1  # a fractional position must not change the HOG's length
+    assert len({hog(_identity_patch(work, FaceBox(30 + d, 40 + d, 67.0, 83.0, "haar"))).shape for d in np.linspace(0, 1, 11)}) == 1
+
+
 def test_identity_drop_is_measured_from_the_start_and_placed_at_its_worst():
     rng = np.random.default_rng(3)
     base = rng.uniform(0, 1, 300)
