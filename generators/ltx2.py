@@ -111,6 +111,46 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
     return conditions
 
 
+class _HostCopier:
+    """Hands a device tensor to another thread as a function that copies it to the host there.
+
+    On CUDA the copy runs on a side stream, after an event recorded where the tensor was made: the
+    thread that calls it waits for the copy, the producing thread (which keeps the GPU busy) does not,
+    and the copy does not queue behind the kernels it launches next. The tensor stays referenced
+    until the copy is done, so the caching allocator cannot reuse its memory early.
+    """
+
+    def __init__(self, device):
+        import torch
+
+        self._cuda = torch.device(device).type == "cuda"
+        self._stream = torch.cuda.Stream(device=device) if self._cuda else None
+
+    def __call__(self, tensor):
+        import torch
+
+        if not self._cuda:
+            return lambda: tensor.cpu().numpy()
+        ready = torch.cuda.Event()
+        ready.record(torch.cuda.current_stream(tensor.device))
+        stream = self._stream
+
+        def fetch() -> np.ndarray:
+            with torch.cuda.stream(stream):
+                stream.wait_event(ready)
+                return tensor.to("cpu").numpy()
+
+        return fetch
+
+
+def _save_npy(path: Path, parts: list[np.ndarray]) -> None:
+    from orchestrator.atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, np.concatenate(parts))
+
+
 @register
 class LTX2Generator(Generator):
     NAME = "ltx2"
@@ -376,8 +416,9 @@ class LTX2Generator(Generator):
 
         from generators import ltx2_loading as L
         from generators.ltx2_pipeline import StageClock, rgb_to_ycbcr_planes
+        from concurrent.futures import ThreadPoolExecutor
+
         from stitchers.clip_io import BackgroundClipWriter
-        from orchestrator.atomic import atomic_path
 
         started = time.perf_counter()
         self._check_request(request)
@@ -431,33 +472,35 @@ class LTX2Generator(Generator):
         out_dir.mkdir(parents=True, exist_ok=True)
         clip_path = out_dir / CLIP_NAME
         tail_path = out_dir / TAIL_NAME if request.tail_frames > 0 else None
-        # The GPU decodes chunk k+1 while a worker thread encodes chunk k into the clip; the colour conversion
-        # runs on the GPU, so the worker only encodes.
+        # The GPU decodes chunk k+1 while a worker thread copies chunk k to the host and encodes it; the colour
+        # conversion runs on the GPU, the tail is saved on a third thread as soon as it is decoded.
         tail_lo, tail_hi = request.tail_start, request.tail_start + request.tail_frames
         tail: list[np.ndarray] = []
         decoded = 0
-        with BackgroundClipWriter(clip_path, request.width, request.height, Fraction(request.fps), max_items=3) as sink:
-            with clock("decode"):
-                for chunk in pipe.iter_decode(
-                    result.latents, tile_latent_frames=L.DECODE_TILE_LATENT_FRAMES, stride_latent_frames=L.DECODE_STRIDE_LATENT_FRAMES
-                ):
-                    if chunk.shape[1:] != (request.height, request.width, 3):
-                        raise GeneratorError(f"segment {request.segment_index}: decoded frames are {list(chunk.shape[1:])}, expected [{request.height}, {request.width}, 3]")
-                    lo, hi = max(tail_lo - decoded, 0), min(tail_hi - decoded, chunk.shape[0])
-                    if lo < hi:
-                        tail.append(chunk[lo:hi].cpu().numpy())
-                    sink.put_ycbcr(rgb_to_ycbcr_planes(chunk).cpu().numpy())
-                    decoded += chunk.shape[0]
-            on_step("decode", 0)
-            write_started = time.perf_counter()  # "write": what encoding adds after the last chunk is decoded, + the tail
-        frames_written = sink.frames_written
-        if frames_written != request.num_frames:
-            raise GeneratorError(f"segment {request.segment_index}: decoded {frames_written} frames, expected {request.num_frames}")
-        if tail_path is not None:
-            with atomic_path(tail_path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, np.concatenate(tail))
+        to_host = _HostCopier(pipe.execution_device)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltx2-tail") as saver:
+            tail_saved = None
+            with BackgroundClipWriter(clip_path, request.width, request.height, Fraction(request.fps), max_items=3) as sink:
+                with clock("decode"):
+                    for chunk in pipe.iter_decode(
+                        result.latents, tile_latent_frames=L.DECODE_TILE_LATENT_FRAMES, stride_latent_frames=L.DECODE_STRIDE_LATENT_FRAMES
+                    ):
+                        if chunk.shape[1:] != (request.height, request.width, 3):
+                            raise GeneratorError(f"segment {request.segment_index}: decoded frames are {list(chunk.shape[1:])}, expected [{request.height}, {request.width}, 3]")
+                        lo, hi = max(tail_lo - decoded, 0), min(tail_hi - decoded, chunk.shape[0])
+                        if lo < hi:
+                            tail.append(chunk[lo:hi].cpu().numpy())
+                        decoded += chunk.shape[0]
+                        if tail_path is not None and tail_saved is None and decoded >= tail_hi:
+                            tail_saved = saver.submit(_save_npy, tail_path, tail)
+                        sink.put_ycbcr(to_host(rgb_to_ycbcr_planes(chunk)))
+                on_step("decode", 0)
+                write_started = time.perf_counter()  # "write": what encoding adds after the last chunk is decoded, + the tail
+            if tail_saved is not None:
+                tail_saved.result()
         clock.seconds["write"] = time.perf_counter() - write_started
+        if sink.frames_written != request.num_frames:
+            raise GeneratorError(f"segment {request.segment_index}: decoded {sink.frames_written} frames, expected {request.num_frames}")
         on_step("write", 0)
 
         timings = dict(clock.seconds)

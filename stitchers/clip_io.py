@@ -17,10 +17,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fractions import Fraction
+import contextlib
+import os
 import queue
 import threading
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import av
 import numpy as np
@@ -30,6 +32,7 @@ from orchestrator.errors import MediaError
 
 INTERMEDIATE_CRF = 12
 INTERMEDIATE_PRESET = "ultrafast"
+ENCODER_NICE = 5  # the background encoder yields the CPU to the thread that feeds it
 # Intermediates are BT.709, tagged, like the final video, so the stitcher passes
 # their YCbCr through without a matrix conversion.
 _BT709 = 1  # AVCOL_SPC / AVCOL_PRI / AVCOL_TRC_BT709
@@ -61,6 +64,7 @@ class ClipWriter:
     def __enter__(self) -> "ClipWriter":
         self._atomic = atomic_path(self.path)
         tmp = self._atomic.__enter__()
+        self._tmp = tmp
         self._container = av.open(str(tmp), mode="w", format="mp4")
         stream = self._container.add_stream("libx264", rate=self.fps)
         stream.width, stream.height = self.width, self.height
@@ -101,6 +105,19 @@ class ClipWriter:
         for frame in frames:
             self.write(frame)
 
+    def start_writeback(self) -> None:
+        """Write what the muxer has handed to the OS so far to disk (fsync, safe from any thread).
+
+        Called periodically while a long clip is written, it keeps the dirty pages few, so the
+        fsync at close (the clip's durability) does not stall the caller at the end.
+        """
+        with contextlib.suppress(OSError, AttributeError):
+            fd = os.open(self._tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+
     def __exit__(self, exc_type, exc, tb) -> None:
         try:
             if exc_type is None:
@@ -118,19 +135,31 @@ class BackgroundClipWriter:
     producer does next (render a frame, decode the next tile on the GPU). At most
     ``max_items`` items wait, so memory stays bounded; an item is one RGB frame
     ``[H, W, 3]`` (``put``) or a chunk of Y'CbCr frames ``[f, 3, H, W]``
-    (``put_ycbcr``). An error on the worker is raised in the producer by the next
-    ``put`` or by leaving the ``with`` block; leaving it on an exception stops the
-    worker at once and no clip appears (the writer is atomic).
+    (``put_ycbcr``), given as an array or as a function the worker calls to get it
+    (a GPU producer hands over its device tensor's copy that way and never waits on
+    it). An error on the worker is raised in the producer by the next ``put`` or by
+    leaving the ``with`` block; leaving it on an exception stops the worker at once
+    and no clip appears (the writer is atomic).
+
+    The producer is the critical path (it keeps a GPU busy), the encoder has slack:
+    the worker runs at ``encoder_nice`` (the x264 threads it starts inherit it), and
+    a flusher starts the clip's write-back every ``flush_interval_s`` so the final
+    fsync has little left to do.
     """
 
     _STOP = object()
 
-    def __init__(self, path: Path, width: int, height: int, fps: Fraction, *, max_items: int = 8, **writer_options):
+    def __init__(self, path: Path, width: int, height: int, fps: Fraction, *, max_items: int = 8, encoder_nice: int = ENCODER_NICE,
+                 flush_interval_s: float = 1.0, **writer_options):  # fmt: skip
         self._writer = ClipWriter(path, width, height, fps, **writer_options)
         self._queue: queue.Queue = queue.Queue(maxsize=max_items)
         self._error: BaseException | None = None
         self._cancel = threading.Event()
+        self._done = threading.Event()
+        self._nice = encoder_nice
+        self._flush_interval_s = flush_interval_s
         self._thread = threading.Thread(target=self._run, name="clip-writer", daemon=True)
+        self._flusher = threading.Thread(target=self._flush_loop, name="clip-flusher", daemon=True)
 
     @property
     def frames_written(self) -> int:
@@ -139,9 +168,14 @@ class BackgroundClipWriter:
     def __enter__(self) -> "BackgroundClipWriter":
         self._writer.__enter__()
         self._thread.start()
+        if self._flush_interval_s > 0:
+            self._flusher.start()
         return self
 
     def _run(self) -> None:
+        if self._nice > 0:
+            with contextlib.suppress(OSError, AttributeError):  # per-thread on Linux; elsewhere it is only a hint
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), os.getpriority(os.PRIO_PROCESS, 0) + self._nice)
         while True:
             item = self._queue.get()
             if item is self._STOP:
@@ -150,9 +184,12 @@ class BackgroundClipWriter:
                 continue  # drain without work until the producer stops
             try:
                 kind, data = item
+                if callable(data):
+                    data = data()
                 if kind == "rgb":
                     self._writer.write(data)
                 else:
+                    self._check_chunk(data)
                     for planes in data:
                         if self._cancel.is_set():
                             break
@@ -160,15 +197,23 @@ class BackgroundClipWriter:
             except BaseException as exc:  # noqa: BLE001 - handed to the producer thread
                 self._error = exc
 
-    def put(self, frame: np.ndarray) -> None:
+    def _flush_loop(self) -> None:
+        while not self._done.wait(self._flush_interval_s):
+            self._writer.start_writeback()
+
+    def put(self, frame: "np.ndarray | Callable[[], np.ndarray]") -> None:
         """Queue one RGB uint8 ``[H, W, 3]`` frame (the array must not change afterwards)."""
         self._put(("rgb", frame))
 
-    def put_ycbcr(self, chunk: np.ndarray) -> None:
+    def put_ycbcr(self, chunk: "np.ndarray | Callable[[], np.ndarray]") -> None:
         """Queue uint8 ``[f, 3, H, W]`` BT.709 limited-range Y'CbCr frames (see ``ClipWriter.write_ycbcr``)."""
+        if not callable(chunk):
+            self._check_chunk(chunk)
+        self._put(("ycbcr", chunk))
+
+    def _check_chunk(self, chunk: np.ndarray) -> None:
         if chunk.ndim != 4 or chunk.shape[1:] != (3, self._writer.height, self._writer.width) or chunk.dtype != np.uint8:
             raise ValueError(f"chunk must be uint8 [f, 3, {self._writer.height}, {self._writer.width}], got {chunk.dtype} {list(chunk.shape)}")
-        self._put(("ycbcr", chunk))
 
     def _put(self, item: tuple) -> None:
         while True:
@@ -192,6 +237,9 @@ class BackgroundClipWriter:
             except queue.Full:
                 continue
         self._thread.join()
+        self._done.set()
+        if self._flusher.is_alive():
+            self._flusher.join()
         error = self._error if exc_type is None else None
         try:
             self._writer.__exit__(*((type(error), error, None) if error is not None else (exc_type, exc, tb)))

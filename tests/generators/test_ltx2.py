@@ -447,3 +447,35 @@ def test_gpu_matches_cpu_closely(tiny_model, tmp_path, gen):
     g = LTX2Generator(options(tiny_model, device="cuda"), cache_dir=tmp_path / "cache")
     g.generate(request(tmp_path / "gpu", seed=9))
     assert torch.allclose(g.last_output.latents.cpu(), cpu, atol=1e-3)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_host_copy_on_another_thread_gets_the_tensor_as_it_was_handed_over():
+    import threading
+
+    from generators.ltx2 import _HostCopier
+
+    copier = _HostCopier("cuda")
+    x = torch.arange(1 << 22, device="cuda", dtype=torch.float32)
+    chunk = (torch.arange(1 << 22, device="cuda", dtype=torch.int32) * 7 % 256).to(torch.uint8)
+    expected = (np.arange(1 << 22, dtype=np.int64) * 7 % 256).astype(np.uint8)
+    fetch = copier(chunk)
+    del chunk  # only the fetch holds it now, as in the generator
+    y = torch.empty_like(x)
+    for _ in range(50):  # keep the default stream busy and allocating after the hand-over
+        y.copy_(x.sqrt().exp().log())
+        scratch = torch.empty(1 << 22, dtype=torch.uint8, device="cuda").fill_(7)
+    got: list[np.ndarray] = []
+    t = threading.Thread(target=lambda: got.append(fetch()))
+    t.start()
+    t.join()
+    assert np.array_equal(got[0], expected)
+    assert int(scratch[0]) == 7
+
+
+def test_cpu_host_copy_is_the_tensor_itself():
+    from generators.ltx2 import _HostCopier
+
+    t = torch.arange(12, dtype=torch.uint8).view(3, 4)
+    assert np.array_equal(_HostCopier("cpu")(t)(), t.numpy())

@@ -123,3 +123,48 @@ def test_background_writer_checks_chunk_shape_in_the_producer(tmp_path: Path) ->
     with pytest.raises(ValueError, match=r"\[f, 3, 48, 64\]"):
         with BackgroundClipWriter(tmp_path / "x.mp4", W, H, FPS) as sink:
             sink.put_ycbcr(np.zeros((2, H, W, 3), np.uint8))
+
+
+def test_a_chunk_given_as_a_function_is_fetched_on_the_worker_at_lower_priority(tmp_path: Path) -> None:
+    import os
+    import threading
+
+    frames = _frames(6, seed=2)
+    seen: list[tuple[str, int]] = []
+
+    def fetch() -> np.ndarray:
+        seen.append((threading.current_thread().name, os.getpriority(os.PRIO_PROCESS, 0)))
+        return np.stack([_ycbcr(f) for f in frames])
+
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+    with BackgroundClipWriter(tmp_path / "lazy.mp4", W, H, FPS, encoder_nice=3) as sink:
+        sink.put_ycbcr(fetch)
+    assert seen == [("clip-writer", min(base + 3, 19))]  # the producer never ran it; the worker yields the CPU
+    assert os.getpriority(os.PRIO_PROCESS, 0) == base  # the producer's own priority is untouched
+    assert len(list(iter_frames(tmp_path / "lazy.mp4"))) == 6
+
+
+def test_a_fetched_chunk_of_the_wrong_shape_is_an_error_in_the_producer(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match=r"\[f, 3, 48, 64\]"):
+        with BackgroundClipWriter(tmp_path / "x.mp4", W, H, FPS) as sink:
+            sink.put_ycbcr(lambda: np.zeros((2, H, W, 3), np.uint8))
+    assert not (tmp_path / "x.mp4").exists()
+
+
+def test_the_clip_is_written_back_while_it_grows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    calls: list[int] = []
+    writeback = ClipWriter.start_writeback
+
+    def spy(self: ClipWriter) -> None:
+        calls.append(self._tmp.stat().st_size)
+        writeback(self)
+
+    monkeypatch.setattr(ClipWriter, "start_writeback", spy)
+    with BackgroundClipWriter(tmp_path / "x.mp4", W, H, FPS, flush_interval_s=0.02) as sink:
+        for f in _frames(8):
+            sink.put(f)
+            time.sleep(0.02)
+    assert len(calls) >= 3
+    assert calls == sorted(calls) and (tmp_path / "x.mp4").stat().st_size >= calls[-1]
