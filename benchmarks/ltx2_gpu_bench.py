@@ -185,7 +185,12 @@ def folder_bytes(path: Path) -> int:
 # ----------------------------------------------------------------------------------------------
 
 class ModelTimer:
-    """CUDA-synchronised time inside transformer forwards and VAE / upsampler passes."""
+    """CUDA-synchronised time inside transformer forwards and VAE / upsampler passes.
+
+    It synchronises the calling thread's current stream (where the model runs), not the whole device:
+    a device-wide sync would also wait for the clip writer's host copies on their side stream and count
+    them as model time (and stall the decode on them, which the product never does).
+    """
 
     def __init__(self, cuda: bool):
         self.cuda = cuda
@@ -197,7 +202,7 @@ class ModelTimer:
         if self.cuda:
             import torch
 
-            torch.cuda.synchronize()
+            torch.cuda.current_stream().synchronize()
 
     def wrap(self, obj, attr: str, label: str) -> None:
         original = getattr(obj, attr)
