@@ -112,12 +112,15 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
 
 
 class _HostCopier:
-    """Hands a device tensor to another thread as a function that copies it to the host there.
+    """Starts a device tensor's copy to the host and hands back a function that waits for it.
 
-    On CUDA the copy runs on a side stream, after an event recorded where the tensor was made: the
-    thread that calls it waits for the copy, the producing thread (which keeps the GPU busy) does not,
-    and the copy does not queue behind the kernels it launches next. The tensor stays referenced
-    until the copy is done, so the caching allocator cannot reuse its memory early.
+    On CUDA the copy is a DMA into page-locked memory on a side stream, queued after the work that
+    made the tensor: the producing thread (which keeps the GPU busy) only queues it, the thread that
+    calls the function waits for it, and the kernels launched next never queue behind it. A copy into
+    ordinary (pageable) memory would instead be staged through the driver, hold up the producer's
+    kernel launches and slow the VAE decode it overlaps (measured: 3.9 → 4.9 s per 20-s segment at
+    704x1280). The page-locked blocks come from PyTorch's caching host allocator, so after the first
+    segment they are reused, not allocated.
     """
 
     def __init__(self, device):
@@ -131,14 +134,18 @@ class _HostCopier:
 
         if not self._cuda:
             return lambda: tensor.cpu().numpy()
-        ready = torch.cuda.Event()
-        ready.record(torch.cuda.current_stream(tensor.device))
+        host = torch.empty(tensor.shape, dtype=tensor.dtype, pin_memory=True)
         stream = self._stream
+        stream.wait_stream(torch.cuda.current_stream(tensor.device))
+        with torch.cuda.stream(stream):
+            host.copy_(tensor, non_blocking=True)
+            done = torch.cuda.Event()
+            done.record(stream)
+        tensor.record_stream(stream)  # its memory is not reused before the copy has read it
 
         def fetch() -> np.ndarray:
-            with torch.cuda.stream(stream):
-                stream.wait_event(ready)
-                return tensor.to("cpu").numpy()
+            done.synchronize()
+            return host.numpy()
 
         return fetch
 
