@@ -1,14 +1,15 @@
 """Segment clips on disk: streaming write and read of the high-quality intermediate.
 
-Generators write each segment as H.264 4:4:4 at a low CRF (visually lossless,
-~10× smaller than raw) through ``ClipWriter``, usually on a worker thread
+Generators write each segment as H.264 4:4:4 at a low CRF (visually lossless, about
+100× smaller than raw on a moving portrait) through ``ClipWriter``, usually on a worker thread
 (``BackgroundClipWriter``) so encoding overlaps rendering or the GPU decode; the
 stitcher streams them back with ``iter_frames``. Nothing here holds more than a
 bounded queue of frames.
 
 The intermediate uses x264's ``ultrafast`` preset: on the same CRF it is 2.5×
 (smooth picture) to 4.7× (noise-like picture) faster to encode than
-``veryfast`` and faster to decode, at a higher PSNR (48.6 against 46.4 dB on a
+``veryfast`` on 2 cores (6× on the H100 host's 16, with frame threads; see
+benchmarks/results/ltx2_gpu_h100.txt) and faster to decode, at a higher PSNR (48.6 against 46.4 dB on a
 moving portrait), for 2–2.5× the bytes — a trade the intermediate should make,
 since the stitcher, not the intermediate, sets the delivered size.
 """
