@@ -481,8 +481,8 @@ def summarize(figures: dict, fps: float = 24.0) -> str:
         say(f"3-segment tail-chained run at {run['size']}: load {run['load_s']:.1f} s once, {len(set(PROMPTS))} distinct prompts + negative "
             f"encoded once {run['encode_prompts_s']:.1f} s (Gemma-3 loaded, used, released), segments "
             + ", ".join(f"{r['wall_s']:.1f}" for r in rows) + " s")  # fmt: skip
-        if all("model_total_s" in r for r in rows):
-            over = [r["wall_s"] - r["model_total_s"] for r in rows]
+        if all("overhead_s" in r for r in rows):
+            over = [r["overhead_s"] for r in rows]
             walls = [r["wall_s"] for r in rows]
             say("  orchestration overhead per segment: " + ", ".join(f"{o:.2f} s ({100 * o / w:.1f} %)" for o, w in zip(over, walls))
                 + f"; over the whole run {sum(over):.2f} s = {100 * sum(over) / sum(walls):.1f} % (segment 0 carries the one-time "

@@ -150,12 +150,13 @@ class _HostCopier:
         return fetch
 
 
-def _save_npy(path: Path, parts: list[np.ndarray]) -> None:
+def _save_npy(path: Path, parts: list) -> None:
+    """Save the frames that ``parts`` (host-copy functions, in order) return as one array."""
     from orchestrator.atomic import atomic_path
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
-            np.save(fh, np.concatenate(parts))
+            np.save(fh, np.concatenate([fetch() for fetch in parts]))
 
 
 @register
@@ -422,9 +423,9 @@ class LTX2Generator(Generator):
         import torch
 
         from generators import ltx2_loading as L
-        from generators.ltx2_pipeline import StageClock, rgb_to_ycbcr_planes
         from concurrent.futures import ThreadPoolExecutor
 
+        from generators.ltx2_pipeline import StageClock, rgb_to_ycbcr_planes
         from stitchers.clip_io import BackgroundClipWriter
 
         started = time.perf_counter()
@@ -480,9 +481,9 @@ class LTX2Generator(Generator):
         clip_path = out_dir / CLIP_NAME
         tail_path = out_dir / TAIL_NAME if request.tail_frames > 0 else None
         # The GPU decodes chunk k+1 while a worker thread copies chunk k to the host and encodes it; the colour
-        # conversion runs on the GPU, the tail is saved on a third thread as soon as it is decoded.
+        # conversion runs on the GPU, the tail is copied and saved on a third thread as soon as it is decoded.
         tail_lo, tail_hi = request.tail_start, request.tail_start + request.tail_frames
-        tail: list[np.ndarray] = []
+        tail: list = []  # host-copy functions (see _HostCopier), called on the saver thread
         decoded = 0
         to_host = _HostCopier(pipe.execution_device)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ltx2-tail") as saver:
@@ -496,7 +497,7 @@ class LTX2Generator(Generator):
                             raise GeneratorError(f"segment {request.segment_index}: decoded frames are {list(chunk.shape[1:])}, expected [{request.height}, {request.width}, 3]")
                         lo, hi = max(tail_lo - decoded, 0), min(tail_hi - decoded, chunk.shape[0])
                         if lo < hi:
-                            tail.append(chunk[lo:hi].cpu().numpy())
+                            tail.append(to_host(chunk[lo:hi]))
                         decoded += chunk.shape[0]
                         if tail_path is not None and tail_saved is None and decoded >= tail_hi:
                             tail_saved = saver.submit(_save_npy, tail_path, tail)

@@ -16,12 +16,12 @@ since the stitcher, not the intermediate, sets the delivered size.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from fractions import Fraction
 import contextlib
 import os
 import queue
 import threading
+from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -185,12 +185,14 @@ class BackgroundClipWriter:
                 continue  # drain without work until the producer stops
             try:
                 kind, data = item
-                if callable(data):
+                fetched = callable(data)
+                if fetched:
                     data = data()
                 if kind == "rgb":
                     self._writer.write(data)
                 else:
-                    self._check_chunk(data)
+                    if fetched:  # an array was checked when it was queued
+                        self._check_chunk(data)
                     for planes in data:
                         if self._cancel.is_set():
                             break
