@@ -84,11 +84,14 @@ class Alignment:
     def missing_lines(self) -> tuple[AlignedLine, ...]:
         return tuple(line for line in self.lines if not line.found)
 
-    def to_json(self) -> str:
+    def to_json(self, *, trim_start_sample: int = 0) -> str:
+        """words.json: times in master-track samples and seconds (the video's time line); ``trim_start_sample``
+        says where the master starts in the voiceover file."""
         sr = self.sample_rate_hz
         doc = {
             "version": 1,
             "sample_rate_hz": sr,
+            "trim_start_sample": trim_start_sample,
             "words": [
                 {**asdict(w), "start_s": round(w.start_sample / sr, 4), "end_s": round(w.end_sample / sr, 4)} for w in self.words
             ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -113,9 +114,9 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
         if name == "project_file":
             continue
         out.add(prefix + name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out |= _keys(ann, prefix + name + ".")
+        for ann in (field.annotation, *typing.get_args(field.annotation)):  # X and X | None
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out |= _keys(ann, prefix + name + ".")
     return out
 
 
