@@ -412,7 +412,13 @@ def align_script(script: Script, audio_16k: np.ndarray, *, master_rate_hz: int, 
     region = np.convolve(garbage.astype(np.float32), np.ones(31), mode="same") >= 8
     unscripted_frames = np.zeros(n, bool)
     spans = []
+    runs: list[tuple[int, int]] = []
     for s, e in _runs(region):
+        if runs and s - runs[-1][1] < 30:  # one stretch with a breath in it, not two
+            runs[-1] = (runs[-1][0], e)
+        else:
+            runs.append((s, e))
+    for s, e in runs:
         if garbage[s:e].sum() * HOP >= UNSCRIPTED_MIN_S * RATE_HZ:
             s2, e2 = _trim_to_speech(s, e, voice_speech)
             if e2 > s2:

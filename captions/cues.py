@@ -37,12 +37,12 @@ def timed_words(alignment: Alignment, offset_ms: int = 0) -> list[TimedWord]:
 
 
 def _chunks(line: AlignedLine, words: list) -> list[list]:
-    """A long sentence in pieces of at most MAX_CUE_CHARS, cut after a comma where one is near the end."""
+    """A long sentence in pieces of at most MAX_CUE_CHARS, cut after a comma where one is in the last two thirds."""
     out, current = [], []
     for w in words:
         if current and len(" ".join(x.text for x in current + [w])) > MAX_CUE_CHARS:
             cut = len(current)
-            for i in range(len(current) - 1, len(current) // 2 - 1, -1):
+            for i in range(len(current) - 1, len(current) // 3 - 1, -1):
                 if current[i].text.endswith((",", ";", ":", "—")):
                     cut = i + 1
                     break

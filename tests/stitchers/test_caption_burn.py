@@ -122,11 +122,12 @@ def test_not_burnt_gives_a_subtitle_track_ffprobe_and_a_browser_see(tmp_path: Pa
       v.playbackRate = 4;
       await v.play();
       await new Promise((ok, bad) => { v.onended = ok; v.onerror = () => bad(new Error('error while playing')); });
+      const ended = v.ended, decoded = v.getVideoPlaybackQuality().totalVideoFrames;
       v.currentTime = 1.2;
       await new Promise(ok => { v.onseeked = ok; });
       const active = Array.from(v.textTracks[0].activeCues || []).map(c => c.text);
       const cues = Array.from(v.textTracks[0].cues).map(c => [c.startTime, c.endTime, c.text]);
-      return {ended: v.ended, duration: v.duration, cues, active, decoded: v.getVideoPlaybackQuality().totalVideoFrames};
+      return {ended, duration: v.duration, cues, active, decoded};
     })()
     """
     folder = stitched.path.parent
@@ -134,6 +135,6 @@ def test_not_burnt_gives_a_subtitle_track_ffprobe_and_a_browser_see(tmp_path: Pa
     with serve(folder) as base, Chromium(binary) as browser:
         browser.navigate(f"{base}/play.html")
         result = browser.evaluate(script % {"src": json.dumps(f"{base}/{stitched.path.name}"), "vtt": json.dumps(f"{base}/out.vtt")})
-    assert result["ended"] and abs(result["duration"] - plan.total_frames / FPS) < 0.05
+    assert result["ended"] and abs(result["duration"] - plan.total_frames / FPS) < 0.05 and result["decoded"] > 0
     assert result["cues"] == [[0.5, 2.1, "Sunlight feeds leaves."], [2.6, 3.6, "Plants grow."]]
     assert result["active"] == ["Sunlight feeds leaves."]
