@@ -23,6 +23,7 @@ _EVENT_WORD = 1
 _EVENT_MSG_TERMINATED = 6
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
+_SSML = 0x10
 _POS_CHARACTER = 1
 _PARAM_RATE = 1
 _PARAM_PITCH = 3
@@ -97,8 +98,8 @@ def _library() -> ctypes.CDLL:
     return lib
 
 
-def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, word_gap_ms: int = 0) -> Synthesis:
-    """Speak ``text`` (plain UTF-8, no markup) and return the audio and the start of every word espeak-ng spoke."""
+def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 175, pitch: int = 50, word_gap_ms: int = 0, ssml: bool = False) -> Synthesis:
+    """Speak ``text`` (UTF-8; SSML when ``ssml``) and return the audio and the start of every word espeak-ng spoke."""
     with _LOCK:
         lib = _library()
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
@@ -125,7 +126,8 @@ def synthesize(text: str, *, voice: str = "en-us", rate_wpm: int = 175, pitch: i
         callback = _CALLBACK(on_audio)  # kept alive until espeak_Synth returns
         lib.espeak_SetSynthCallback(callback)
         data = text.encode("utf-8") + b"\0"
-        status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, _CHARS_UTF8, None, None)
+        flags = _CHARS_UTF8 | (_SSML if ssml else 0)
+        status = lib.espeak_Synth(data, len(data), 0, _POS_CHARACTER, 0, flags, None, None)
         if status != 0:
             raise LongtakeError(f"espeak-ng failed to synthesise the script (error {status})")
         samples = np.concatenate(chunks) if chunks else np.zeros(0, np.int16)

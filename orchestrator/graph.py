@@ -45,7 +45,8 @@ _INPUT_NAMES = {
     "portrait": "prepared portrait",
     "audio": "this segment's audio",
     "master": "master audio",
-    "captions": "captions file",
+    "captions": "captions",
+    "script": "captions script",
 }
 
 
