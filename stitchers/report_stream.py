@@ -112,6 +112,7 @@ class StreamFeatures:
     audio: AudioTrack | None
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    video_declared_frames: int | None = None  # the frame count the container's index states (None: not stated)
 
 
 def _plane(frame: av.VideoFrame, index: int, height: int, width: int) -> np.ndarray:
@@ -636,4 +637,5 @@ class _VideoPass:
             audio=audio.result(video_start_s, self.n) if audio is not None else None,
             thumbs=dict(self.keeper.thumbs),
             notes=self.notes,
+            video_declared_frames=int(vs.frames) if vs.frames else None,
         )
