@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
+import os
 import signal
 import sys
 import traceback
@@ -18,7 +18,14 @@ from pathlib import Path
 import click
 
 from orchestrator import __version__
-from orchestrator.errors import ConfigError, LongtakeError, RunInterrupted
+from orchestrator.errors import (
+    ConfigError,
+    LongtakeError,
+    RunInterrupted,
+    check_writable_folder,
+    find_write_os_error,
+    write_failure,
+)
 from orchestrator.events import Events, EventsLogHandler
 from orchestrator.timebase import format_timestamp
 
@@ -68,6 +75,7 @@ def _load(project_file: Path):
 @click.pass_context
 def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None) -> None:
     """Split the voiceover into generation segments; write plan.json and plan.png to the workdir."""
+    from orchestrator.atomic import atomic_copy
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
@@ -78,7 +86,7 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
         the_plan = graph.run_plan()
         entry = graph.entries["plan"]
         for name in ("plan.json", "plan.png"):
-            shutil.copyfile(entry.output(name), Path(project.workdir) / name)
+            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
     events.clear()
     if json_out:
         click.echo(the_plan.to_json(), nl=False)
@@ -231,6 +239,7 @@ def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Pa
     _setup(ctx)
     the_plan = Plan.load(plan_file) if plan_file else None
     out_dir = out_dir or video.parent / (video.stem + ".report")
+    check_writable_folder(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder")
     result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir)
     if json_out:
         click.echo(json.dumps(result.to_dict(), indent=1, default=str))
@@ -243,6 +252,11 @@ def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Pa
 
 def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
     raise KeyboardInterrupt
+
+
+def _failed_path(exc: BaseException) -> Path:
+    os_exc = find_write_os_error(exc)
+    return Path(os.fsdecode(os_exc.filename)) if os_exc is not None and os_exc.filename else Path.cwd()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -264,7 +278,14 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except Exception:
+    except Exception as exc:
+        # The last net for a disk problem some writer met outside the translated paths: still a sentence.
+        translated = write_failure(exc, _failed_path(exc))
+        if translated is not None:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {translated}", err=True)
+            return translated.exit_code
         traceback.print_exc()
         click.echo("error: longtake hit an unexpected error (above). Finished steps are kept; please report this with --debug output.", err=True)
         return 1

@@ -418,7 +418,8 @@ class RunGraph:
     def _remember(self, node: str, step: str, key: str) -> None:
         state = self._state()
         state[node] = {"step": step, "key": key}
-        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True))
+        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True),
+                          elsewhere="set `workdir:` in the project file to another disk")
 
     def _why(self, node: str, spec: _Spec, key: str, params: dict, inputs: dict) -> str:
         last = self._state().get(node)

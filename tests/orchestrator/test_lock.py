@@ -8,7 +8,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from orchestrator.errors import LockedError, WorkdirError
 from orchestrator.lock import LOCK_FILENAME, WorkdirLock, _locked_message
+from tests.fs_helpers import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -162,25 +162,15 @@ def test_message_without_a_readable_body_still_helps(tmp_path):
     )
 
 
-@contextlib.contextmanager
+def _fill(path: Path) -> None:
+    (path / "workdir").mkdir()
+    (path / "workdir" / LOCK_FILENAME).write_text("")
+    (path / "fresh").mkdir()
+
+
 def _read_only_mount(path: Path):
     """A tmpfs at ``path`` remounted read-only (root only); yields False when not possible here."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        yield False
-        return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True).returncode:
-        yield False
-        return
-    try:
-        (path / "workdir").mkdir()
-        (path / "workdir" / LOCK_FILENAME).write_text("")
-        (path / "fresh").mkdir()
-        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-        yield True
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    return tmpfs(path, "1m", prepare=_fill, read_only=True)
 
 
 def test_read_only_workdir_is_a_clear_error(tmp_path):
