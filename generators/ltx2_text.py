@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 # LTX-2.x encodes every prompt padded to 1024 Gemma tokens (ltx-core and diffusers agree).
 MAX_SEQUENCE_LENGTH = 1024

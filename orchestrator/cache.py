@@ -35,7 +35,7 @@ from orchestrator import __version__ as LONGTAKE_VERSION
 from orchestrator.atomic import atomic_write_text, fsync_dir
 from orchestrator.errors import LongtakeError, WorkdirError, concerns, find_write_os_error, write_failure
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 CACHE_DIRNAME = "cache"
 MANIFEST_NAME = "manifest.json"

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
@@ -49,7 +50,25 @@ def _parse_indices(value: str | None, option: str) -> set[int] | None:
         raise ConfigError(f"{option} takes segment numbers separated by commas, like 3,7; got {value!r}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj[param.name] = True
+
+
+class _Group(click.Group):
+    """Accepts the global flags after the subcommand too (`longtake run p.yaml -v`), as users type them."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params += [
+            click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_global_flag, help="Show the full traceback of an error."),
+            click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_global_flag, help="Also print informational messages."),
+        ]
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="longtake")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print informational messages.")
@@ -161,12 +180,14 @@ def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: s
 
 # -- status ------------------------------------------------------------------------------------
 
-def format_status(statuses, only_pending: bool = False) -> str:
+def format_status(statuses, only_pending: bool = False, warnings: bool = False) -> str:
     lines = []
     for s in statuses:
         if only_pending and s.done:
             continue
         lines.append(f"{s.node:<16} {'done' if s.done else 'to run':<7} {'' if s.done else s.reason}".rstrip())
+        if warnings:
+            lines += [f"{'':<16} warning: {w}" for w in getattr(s, "warnings", ())]
     return "\n".join(lines)
 
 
@@ -184,7 +205,7 @@ def status(ctx: click.Context, project_file: Path, json_out: bool) -> None:
     if json_out:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=1))
     else:
-        click.echo(format_status(statuses))
+        click.echo(format_status(statuses, warnings=True))
     ctx.exit(0 if all(s.done for s in statuses) else 1)
 
 
@@ -236,11 +257,15 @@ def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Pa
     from segmenters.plan import Plan
     from stitchers.report import build_report, format_summary
 
-    _setup(ctx)
+    events = _setup(ctx)
     the_plan = Plan.load(plan_file) if plan_file else None
     out_dir = out_dir or video.parent / (video.stem + ".report")
     check_writable_folder(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder")
-    result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir)
+    try:
+        result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir,
+                              progress=lambda done, total: events.progress("report: frame", done, total))
+    finally:
+        events.clear()
     if json_out:
         click.echo(json.dumps(result.to_dict(), indent=1, default=str))
     else:
@@ -259,10 +284,17 @@ def _failed_path(exc: BaseException) -> Path:
     return Path(os.fsdecode(os_exc.filename)) if os_exc is not None and os_exc.filename else Path.cwd()
 
 
+def _show_python_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 - showwarning's signature
+    """A library's Python warning, said the longtake way: `warning: …` on stderr and a --json event, no source line."""
+    log.warning("%s (%s from %s:%d)", message, category.__name__, Path(filename).name, lineno)
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _show_python_warning
     try:
         code = cli.main(args=argv, prog_name="longtake", standalone_mode=False)
         return int(code or 0)
@@ -290,6 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         click.echo("error: longtake hit an unexpected error (above). Finished steps are kept; please report this with --debug output.", err=True)
         return 1
     finally:
+        warnings.showwarning = saved_showwarning
         # A command's progress handler must not outlive it (main() may be called again in one process).
         log.handlers[:] = [h for h in log.handlers if not isinstance(h, EventsLogHandler)]
         log.propagate = True

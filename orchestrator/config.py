@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, not_a_file
 from orchestrator.timebase import parse_fps
 
 MAX_PASS_S = 20.0  # LTX-2.3's positional embedding is trained on 20 s; no pass may be longer
@@ -192,6 +192,9 @@ class Project(_Strict):
 def load_project(path: str | Path) -> Project:
     """Read, validate and resolve a project file; raise ConfigError listing every problem."""
     path = Path(path)
+    problem = not_a_file(path)
+    if problem and problem != "does not exist":
+        raise ConfigError(f"project file {path} {problem}; name the project's .yaml file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

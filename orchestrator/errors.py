@@ -81,6 +81,35 @@ class WorkdirError(WriteError):
     """
 
 
+def not_a_file(path: Path | str) -> str | None:
+    """Why ``path`` is no regular file to read ("does not exist", "is a folder", "is a named pipe (FIFO)", …), or None.
+
+    Never opens it: opening a FIFO would block until someone writes to it.
+    """
+    import stat
+
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return "is a broken symbolic link" if path.is_symlink() else "does not exist"
+    except NotADirectoryError:
+        return "does not exist (a part of the path is a file, not a folder)"
+    except OSError as exc:
+        return f"cannot be looked at ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISDIR(mode):
+        return "is a folder, not a file"
+    if stat.S_ISFIFO(mode):
+        return "is a named pipe (FIFO), not a file"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "is a device, not a file"
+    if stat.S_ISSOCK(mode):
+        return "is a socket, not a file"
+    return "is not a regular file"
+
+
 # ---------------------------------------------------------------------------------------------
 # The one place that turns an OS error met while writing into a sentence. Every writer in
 # longtake (atomic_path, the step cache, the lock, the report folder) goes through here, and

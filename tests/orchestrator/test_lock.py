@@ -122,7 +122,7 @@ def test_stale_lock_of_a_sigkilled_run_is_taken_over(tmp_path, caplog):
         assert proc.wait(timeout=10) == -signal.SIGKILL
     # The dead run's body is still in the file; the kernel has dropped its flock.
     assert json.loads((tmp_path / LOCK_FILENAME).read_text())["pid"] == dead_pid
-    with caplog.at_level(logging.WARNING, logger="orchestrator.lock"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.lock"):
         with WorkdirLock(tmp_path) as lock:
             assert lock.previous["pid"] == dead_pid
             assert json.loads((tmp_path / LOCK_FILENAME).read_text())["pid"] == os.getpid()
@@ -209,7 +209,7 @@ def test_full_disk_does_not_stop_taking_the_lock(tmp_path, monkeypatch, caplog):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(lock_mod, "_write_body", full)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.lock"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.lock"):
         with WorkdirLock(tmp_path, command="clean") as lock:
             assert lock.held
             assert _try_in_child(tmp_path).startswith("locked:")
