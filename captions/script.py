@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import MediaError
 
 _SENTENCE_END = re.compile(r"[.!?…]+[\"'”’»)\]]*$")
 _HAS_WORD = re.compile(r"\w")
@@ -83,11 +83,6 @@ def parse_script(text: str, source: str = "script") -> Script:
 
 
 def load_script(path: Path) -> Script:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"captions script is missing: {path} (fix captions.script in the project file)") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MediaError(f"captions script {path} cannot be read as UTF-8 text: {exc}") from None
-    return parse_script(text, str(path))
+    from stitchers.captions import read_text_file
+
+    return parse_script(read_text_file(path, "captions script", "captions.script"), str(path))

@@ -92,15 +92,20 @@ def parse_captions(text: str, source: str = "captions") -> list[Cue]:
     return sorted(cues, key=lambda c: (c.start_ms, c.end_ms))
 
 
-def load_captions(path: Path, *, offset_ms: int = 0, duration_ms: int | None = None) -> list[Cue]:
-    """Read a caption file, shift it by ``offset_ms`` and clip it to ``[0, duration_ms)``."""
+def read_text_file(path: Path, what: str, key: str) -> str:
+    """A text file the user gave (UTF-8, a BOM allowed); MediaError naming ``what`` and the ``key`` to fix."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        return path.read_text(encoding="utf-8-sig")
     except FileNotFoundError:
-        raise MediaError(f"captions file is missing: {path} (fix export.captions in the project file)") from None
+        raise MediaError(f"{what} is missing: {path} (fix {key} in the project file)") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise MediaError(f"captions file {path} cannot be read as UTF-8 text: {exc}") from None
+        raise MediaError(f"{what} {path} cannot be read as UTF-8 text: {exc}") from None
+
+
+def load_captions(path: Path, *, offset_ms: int = 0, duration_ms: int | None = None) -> list[Cue]:
+    """Read a caption file, shift it by ``offset_ms`` and clip it to ``[0, duration_ms)``."""
+    text = read_text_file(path, "captions file", "captions.file")
     out = []
     for cue in parse_captions(text, str(path)):
         start, end = cue.start_ms + offset_ms, cue.end_ms + offset_ms
