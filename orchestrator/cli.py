@@ -146,6 +146,7 @@ def format_plan_table(the_plan) -> str:
 def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
     """Align captions.script to the voiceover; write captions.srt, captions.vtt and words.json to the workdir."""
     from captions.cues import format_table
+    from orchestrator.atomic import atomic_copy
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
@@ -156,7 +157,7 @@ def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
         alignment = graph.run_captions()
         entry = graph.entries["captions"]
         for name in ("captions.srt", "captions.vtt", "words.json"):
-            shutil.copyfile(entry.output(name), Path(project.workdir) / name)
+            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
     events.clear()
     if json_out:
         click.echo(entry.output("words.json").read_text(encoding="utf-8"), nl=False)
