@@ -16,8 +16,10 @@ segments, encodes each distinct prompt once into an on-disk cache
 4. decodes the latents and streams the frames into the segment's clip, keeping
    the tail frames losslessly as ``.npy`` for the next segment.
 
-The frame grid is read from the model folder's VAE config without loading
-weights, so ``longtake plan`` never needs a GPU.
+The model is Lightricks' single-file checkpoint (``ltx2_official``) or a
+diffusers-format folder. The frame grid is read from the checkpoint's config
+metadata or the folder's VAE config without loading weights, so ``longtake
+plan`` never needs a GPU.
 """
 
 from __future__ import annotations

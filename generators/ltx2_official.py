@@ -551,11 +551,6 @@ def find_beside(checkpoint: Path, pattern: str) -> Path | None:
     return matches[0] if matches else None
 
 
-def describe(header: Header) -> dict[str, Any]:
-    """What the file holds, for logs and the model identity."""
-    return {"file": header.path.name, "size": header.path.stat().st_size, "tensors": len(header.tensors), "config": header.config}
-
-
 def resolved_variant(options: Any) -> str:
     """``model_variant`` with ``auto`` decided: a single file named `…distilled…` is the distilled checkpoint, anything else dev."""
     variant = getattr(options, "model_variant", "auto")

@@ -190,3 +190,15 @@ def test_other_files_say_what_they_are_not(official, tmp_path):
     text.write_text("hello")
     with pytest.raises(GeneratorError, match=r"is not a safetensors file"):
         O.read_header(text)
+
+
+def test_the_distilled_lora_file_attaches_to_every_module_it_names(official):
+    from generators import ltx2_loading as L
+    from generators.ltx2 import LTX2Generator
+    from tests.generators.tiny_ltx_official import LORA_TARGETS
+
+    info = LTX2Generator(options(official)).model_info()
+    pipe = L.build_pipeline(info, dtype="float32", two_stage=False)
+    L.load_stage2_lora(pipe, str(official.lora), 1.0)
+    adapted = {n for n, mod in pipe.transformer.named_modules() if len(getattr(mod, "lora_A", {})) > 0}
+    assert adapted == {f"transformer_blocks.{b}.{t}" for b in range(2) for t in LORA_TARGETS}

@@ -6,13 +6,10 @@ them as a user names the real ones. The planner reads the frame grid from the ch
 
 from __future__ import annotations
 
-import json
-import subprocess
-
 import pytest
 
 from segmenters.plan import Plan
-from tests.generators.test_ltx2_run import short_speech  # noqa: F401  (fixture)
+from tests.generators.test_ltx2_run import assert_video_and_cached_rerun, short_speech  # noqa: F401  (fixture)
 from tests.orchestrator.conftest import events, longtake, steps_with, write_project
 
 pytestmark = pytest.mark.parity
@@ -46,15 +43,7 @@ def test_run_on_the_official_single_files_makes_a_valid_video_and_resumes(tmp_pa
     segments = [f"segment_{i:03d}" for i in range(len(plan.segments))]
     assert [s for s in steps_with(first, "step_finished") if s.startswith("segment_")] == segments
     assert len([e for e in first if e["event"] == "generator_loaded"]) == 1
-    info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(tmp_path / "out" / "video.mp4")],
-                                     capture_output=True, text=True, check=True).stdout)  # fmt: skip
-    video = next(s for s in info["streams"] if s["codec_type"] == "video")
-    assert int(video["nb_read_frames"]) == plan.total_frames and video["codec_name"] == "h264"
-    assert any(s["codec_type"] == "audio" for s in info["streams"])
-
-    again = events(longtake("run", str(project), "--json", check=True, timeout=600))
-    assert not [e for e in again if e["event"] == "generator_loaded"]
-    assert set(segments) <= set(steps_with(again, "step_cached"))
+    assert_video_and_cached_rerun(tmp_path, project, plan, segments)
 
 
 def test_a_single_file_without_gemma_stops_before_any_segment_with_exit_2(tmp_path, official, short_speech, portrait_png):  # noqa: F811
