@@ -247,6 +247,10 @@ class LTX2Generator(Generator):
             "model_variant", "stage2_lora_scale", "fp8_storage",
         )  # fmt: skip
         fp = {k: getattr(o, k, None) for k in keys}
+        from generators.ltx2_official import resolved_variant
+
+        # "auto" counts as what it resolves to, so it shares cache entries with the explicit setting (and older runs' "dev").
+        fp["model_variant"] = resolved_variant(o)
         lora = getattr(o, "stage2_lora", None)
         if lora and self.two_stage:
             from generators.ltx2_loading import file_fingerprint
