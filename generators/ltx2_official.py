@@ -507,15 +507,8 @@ def load_component(cls, config: dict, path: Path, mapping: dict[str, str], *, dt
     except RuntimeError as exc:
         first = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line), str(exc).splitlines()[0])
         raise ModelFileError(f"{path} does not match LTX-2.3's {what}: {first}; is it an LTX-2.3 checkpoint?") from None
-    # Non-persistent buffers (RoPE frequencies and the like) were left on the meta device; rebuild them for real.
-    if any(b.is_meta for b in model.buffers()):
-        fresh = cls.from_config(kwargs)
-        for module_name, module in model.named_modules():
-            fresh_module = fresh.get_submodule(module_name)
-            for buf_name, buf in list(module.named_buffers(recurse=False)):
-                if buf.is_meta:
-                    module.register_buffer(buf_name, getattr(fresh_module, buf_name).to(target), persistent=False)
-        del fresh
+    # init_empty_weights leaves buffers real (on the CPU); the loaded ones were assigned on the target already.
+    model.to(target)
     return model.eval()
 
 
