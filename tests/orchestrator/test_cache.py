@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from orchestrator.cache import (
     step_key,
 )
 from orchestrator.errors import LongtakeError, WorkdirError
+from tests.mounts import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "ab" * 32
@@ -70,22 +69,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str = "1m"):
-    """Mount a small tmpfs at ``path`` (root only); yields False when that is not possible here."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        yield False
-        return
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if r.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+_tmpfs = tmpfs  # a small real tmpfs, shared with other test files (tests/mounts.py)
 
 
 # ----------------------------------------------------------------------------- keys
