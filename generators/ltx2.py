@@ -36,7 +36,7 @@ from generators.base import GenerateRequest, GenerateResult, Generator, Progress
 from orchestrator.errors import GeneratorError
 from segmenters.plan import FrameGrid
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 # LTX-2.3's video VAE: 8 frames per latent frame, 32 px per latent pixel.
 LTX2_TEMPORAL_COMPRESSION = 8

@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 
 from orchestrator.atomic import atomic_write_text
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import ConfigError, MediaError, not_a_file, refuse_folder
 from orchestrator.preflight import Write, refuse_overwriting_inputs, report_paths, same_file
 
 STARTER = """\
@@ -36,9 +36,11 @@ LTX2_OPTIONS = """
 
 def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | None, *, backend: str = "ltx2", force: bool = False) -> Path:
     for kind, path in (("voiceover", voiceover), ("portrait", portrait)):
-        if not Path(path).is_file():
-            raise MediaError(f"{kind} not found: {path}")
+        problem = not_a_file(path)
+        if problem:
+            raise MediaError(f"{kind} {path} {problem}; name the {kind} file")
     project_file = Path(project_file) if project_file else Path(voiceover).with_name("project.yaml")
+    refuse_folder(project_file, f"write the project file {project_file}", elsewhere="pass -o with a file name")
     inputs = {"voiceover": Path(voiceover), "portrait": Path(portrait)}
     refuse_overwriting_inputs([Write("project file", project_file, "pass -o with another name")], inputs)
     if project_file.exists() and not force:
@@ -58,7 +60,7 @@ def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | 
     parsed = yaml.safe_load(text)
     if any(parsed.get(k) != v for k, v in paths.items()):  # pragma: no cover - the library's own guarantee
         raise ConfigError(f"could not write the paths {paths} into a project file that reads them back unchanged")
-    atomic_write_text(project_file, text)
+    atomic_write_text(project_file, text, doing=f"write the project file {project_file}", elsewhere="pass -o with a file in another folder")
     return project_file
 
 

@@ -29,7 +29,7 @@ from orchestrator.cache import (
     step_key,
 )
 from orchestrator.errors import LongtakeError, WorkdirError
-from tests.mounts import tmpfs
+from tests.fs_helpers import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "ab" * 32
@@ -69,7 +69,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-_tmpfs = tmpfs  # a small real tmpfs, shared with other test files (tests/mounts.py)
+_tmpfs = tmpfs
 
 
 # ----------------------------------------------------------------------------- keys
@@ -275,7 +275,7 @@ def test_entry_without_manifest_is_ignored_and_cleared(tmp_path, caplog):
     d = cache.entry_dir("segment", KEY)
     d.mkdir(parents=True)
     (d / "frames.bin").write_bytes(b"half")
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "never finished" in caplog.text
     assert not d.exists() and _work_dirs(tmp_path) == []
@@ -299,7 +299,7 @@ def test_corrupt_manifest_is_a_warning_and_a_miss(tmp_path, caplog, manifest_tex
     cache = StepCache(tmp_path)
     entry = _write_entry(cache, "segment", KEY, {"a": b"data"})
     (entry.path / "manifest.json").write_text(manifest_text)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "unusable" in caplog.text and "redone" in caplog.text
     assert not entry.path.exists()
@@ -310,7 +310,7 @@ def test_manifest_from_a_newer_format_is_a_miss_but_left_alone(tmp_path, caplog)
     entry = _write_entry(cache, "segment", KEY, {"a": b"data"})
     m = dict(entry.manifest, format=2)
     (entry.path / "manifest.json").write_text(json.dumps(m))
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "format 2" in caplog.text and entry.path.exists()
 
@@ -320,7 +320,7 @@ def test_missing_or_truncated_output_is_a_miss_even_without_verify(tmp_path, cap
     entry = _write_entry(cache, "segment", KEY, {"a.bin": b"x" * 5000, "b.bin": b"y"})
     with open(entry.output("a.bin"), "r+b") as fh:
         fh.truncate(4096)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "4096 bytes" in caplog.text
     entry = _write_entry(cache, "segment", KEY, {"a.bin": b"x" * 5000, "b.bin": b"y"})
@@ -335,7 +335,7 @@ def test_verify_detects_same_size_corruption(tmp_path, caplog):
         fh.seek(2500)
         fh.write(b"Z")
     assert cache.lookup("segment", KEY) is not None  # cheap lookup trusts size
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY, verify=True) is None
     assert "sha256" in caplog.text
     assert cache.lookup("segment", KEY) is None  # moved aside

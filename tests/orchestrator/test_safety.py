@@ -21,7 +21,7 @@ from orchestrator.cli import main
 from orchestrator.config import load_project
 from orchestrator.errors import MediaError
 from segmenters.plan import Plan
-from tests.mounts import read_only_folder
+from tests.fs_helpers import read_only_folder
 from tests.orchestrator.conftest import write_project
 
 

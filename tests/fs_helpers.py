@@ -1,11 +1,9 @@
-"""Real small and read-only file systems for tests (root only), with a patched fallback elsewhere.
+"""Small real file systems for the disk-full and read-only tests: a tmpfs of a given size, optionally read-only.
 
-``tmpfs(path, size)`` mounts a tmpfs of ``size`` at ``path`` and yields True, or
-yields False where mounting is not possible (not root, no ``mount``, a
-container without the capability). ``read_only_folder`` always yields a folder
-writes into which fail with EROFS: a real read-only tmpfs where the machine
-allows it, otherwise ``os.open``/``os.mkdir`` patched to refuse under it, so a
-test never has to skip.
+Mounting needs root and a `mount` that may; where the machine refuses, the
+helper yields False and the test skips (a patched test covers the same logic).
+``read_only_folder`` never skips: where it cannot mount, it patches ``os.open``
+and ``os.mkdir`` to refuse writes under the folder with EROFS.
 """
 
 from __future__ import annotations
@@ -20,9 +18,11 @@ from typing import Callable, Iterator
 
 
 @contextlib.contextmanager
-def tmpfs(path: Path, size: str = "1m") -> Iterator[bool]:
-    """Mount a small tmpfs at ``path`` (root only); yields False when that is not possible here."""
-    path = Path(path)
+def tmpfs(path: Path, size: str = "1m", *, prepare: Callable[[Path], None] | None = None, read_only: bool = False) -> Iterator[bool]:
+    """Mount a tmpfs of ``size`` at ``path``; ``prepare(path)`` fills it before a ``read_only`` remount.
+
+    Yields whether the mount happened.
+    """
     path.mkdir(parents=True, exist_ok=True)
     if os.geteuid() != 0 or shutil.which("mount") is None:
         yield False
@@ -31,14 +31,14 @@ def tmpfs(path: Path, size: str = "1m") -> Iterator[bool]:
         yield False
         return
     try:
+        if prepare is not None:
+            prepare(path)
+        if read_only:
+            subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
         yield True
     finally:
         if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
-
-
-def remount_read_only(path: Path) -> None:
-    subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
 
 
 @contextlib.contextmanager
@@ -48,11 +48,8 @@ def read_only_folder(path: Path, monkeypatch, prepare: Callable[[Path], None] | 
     ``prepare(path)`` fills it first, while it is still writable.
     """
     path = Path(path)
-    with tmpfs(path, "4m") as mounted:
+    with tmpfs(path, "4m", prepare=prepare, read_only=True) as mounted:
         if mounted:
-            if prepare:
-                prepare(path)
-            remount_read_only(path)
             yield "mount"
             return
         if prepare:
