@@ -35,10 +35,11 @@ class PromptEmbeddings:
 
     video: "torch.Tensor"  # [1, tokens, video context dim]
     audio: "torch.Tensor"  # [1, tokens, audio context dim]
-    mask: "torch.Tensor"  # [1, tokens], 1 = attend
+    mask: "torch.Tensor | None"  # [1, tokens], 1 = attend; None: attend to every token (ltx2_speed drops an all-ones mask)
 
     def to(self, device, dtype) -> "PromptEmbeddings":
-        return PromptEmbeddings(self.video.to(device, dtype), self.audio.to(device, dtype), self.mask.to(device))
+        mask = None if self.mask is None else self.mask.to(device)
+        return PromptEmbeddings(self.video.to(device, dtype), self.audio.to(device, dtype), mask)
 
 
 @dataclass

@@ -121,6 +121,21 @@ class LTX2Options(_GeneratorBase):
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
     # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
     fp8_storage: bool = False
+    # Speed options (generators/ltx2_speed.py; the README says which are exact). Approximate ones are off by default.
+    fp8_linears: Literal["off", "on", "emulated"] = "off"
+    fp8_edge_blocks_bf16: int = Field(1, ge=0)
+    fp8_keep_bf16: list[str] = Field(default_factory=list)
+    compile: Literal["off", "blocks"] = "off"
+    attention: Literal["auto", "native", "sage", "sage-hub"] = "auto"
+    stage2_lora_mode: Literal["unfused", "fused"] = "unfused"
+
+    @field_validator("fp8_linears", "compile", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any, info) -> Any:
+        # YAML reads a bare `off` / `on` as a boolean.
+        if isinstance(value, bool):
+            return ("on" if info.field_name == "fp8_linears" else "blocks") if value else "off"
+        return value
 
 
 class AnimaticOptions(_GeneratorBase):
