@@ -356,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:
         # The last net for a disk problem some writer met outside the translated paths: still a sentence.
-        translated = write_failure(exc, _failed_path(exc))
+        path = _failed_path(exc)
+        translated = write_failure(exc, path, f"use {path}")
         if translated is not None:
             if debug:
                 traceback.print_exc()
