@@ -50,6 +50,12 @@ class GeneratorError(LongtakeError):
     """The generator cannot run with these settings (exit 1)."""
 
 
+class ModelFileError(GeneratorError, ConfigError):
+    """A model file the config names is missing, cut short, or not the model it should be (exit 2: fix the config or the file)."""
+
+    exit_code = 2
+
+
 class LockedError(LongtakeError):
     """Another run holds the work folder (exit 1)."""
 
@@ -206,6 +212,9 @@ def check_writable_folder(folder: Path | str, doing: str, *, elsewhere: str) -> 
     import tempfile
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"could not {doing}: {folder} is a file, not a folder. Name a folder or {elsewhere}.",
+                         path=folder, errno=_errno.ENOTDIR)
     with writing_to(folder, doing, elsewhere=elsewhere):
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):
