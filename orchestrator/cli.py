@@ -84,6 +84,10 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
         click.echo(the_plan.to_json(), nl=False)
         return
     click.echo(format_plan_table(the_plan))
+    click.echo(graph.target_choice().reason)
+    cost = graph.cost_model()
+    if cost is not None:
+        click.echo(cost.plan_cost(the_plan).describe())
     click.echo(f"\nplan: {Path(project.workdir) / 'plan.json'}\nplot: {Path(project.workdir) / 'plan.png'}")
 
 
