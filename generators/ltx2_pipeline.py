@@ -35,7 +35,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeli
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 from generators.ltx2_audio import audio_latent_frames, encode_audio_latents
-from generators.ltx2_guidance import DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
+from generators.ltx2_guidance import DEFAULT_FROZEN_AUDIO_MODULATION, DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
 from generators.ltx2_text import PromptEmbeddings
 
 __all__ = [
@@ -174,6 +174,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         self.register_modules(latent_upsampler=latent_upsampler)
         self.compute_dtype: torch.dtype = getattr(transformer, "dtype", torch.float32)
         self.device_override: torch.device | None = None
+        self.frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -295,6 +296,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             fps=frame_rate,
             num_train_timesteps=int(self.scheduler.config.get("num_train_timesteps", 1000)),
             use_cross_timestep=self.use_cross_timestep,
+            frozen_audio_modulation=self.frozen_audio_modulation,
         )
         with clock(stage_name):
             final = denoise_video_frozen_audio(self.transformer, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)

@@ -14,7 +14,7 @@ STARTER = """\
 voiceover: {voiceover}
 portrait: {portrait}
 prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
-negative_prompt: "blurry, distorted face, extra limbs, text, watermark, low quality"
+# negative_prompt: LTX-2's own by default (names lip-sync and voice failures); set one to replace it
 output: {stem}.mp4
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
