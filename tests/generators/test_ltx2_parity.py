@@ -291,3 +291,45 @@ def test_generator_passes_the_frozen_audio_modulation_option_to_the_loop():
     assert set(FROZEN_AUDIO_MODULATIONS) == {"ltx-2-1.2.0", "ltx-2-1.0.0"}
     with pytest.raises(Exception):
         LTX2Options(frozen_audio_modulation="ltx-2-0.9")
+
+
+@pytest.mark.parametrize("release", ["ltx-2-1.2.0", "ltx-2-1.0.0"])
+def test_whole_guided_stage1_loop_matches_the_references(official, diffusers_transformer, release, monkeypatch):
+    """The reference's Euler loop over LTX2Scheduler's 4-step schedule against longtake's, from the same noised state."""
+    from ltx_core.components.diffusion_steps import EulerDiffusionStep
+    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
+    from ltx_core.model.transformer import X0Model
+    from ltx_pipelines.utils.samplers import euler_denoising_loop
+
+    from generators.ltx2_guidance import DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
+    from generators.ltx2_pipeline import ltx2_stage1_sigmas
+    from generators.ltx2_text import PromptEmbeddings
+
+    if release == "ltx-2-1.2.0":
+        _patch_ltx_core_to_1_2_0(monkeypatch)
+    from ltx_pipelines.utils import helpers
+
+    video, audio, ctx, fps = _latent_states(official, seed=3)
+    sigmas = LTX2Scheduler().execute(steps=4)
+    denoise = helpers.multi_modal_guider_denoising_func(
+        video_guider=MultiModalGuider(params=MultiModalGuiderParams(**GUIDED), negative_context=ctx["v_neg"]),
+        audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+        v_context=ctx["v_pos"], a_context=ctx["a_pos"], transformer=X0Model(official.transformer),
+    )  # fmt: skip
+    with torch.no_grad():
+        ref_video, ref_audio = euler_denoising_loop(sigmas, video, audio, EulerDiffusionStep(), denoise)
+
+    tr = diffusers_transformer
+    ones = torch.ones(1, 7)
+    inputs = DenoiseInputs(
+        latents=video.latent, conditioning_mask=1.0 - video.denoise_mask, clean_latents=video.clean_latent * (1.0 - video.denoise_mask),
+        video_coords=tr.rope.prepare_video_coords(1, 3, 2, 3, "cpu", fps=fps),
+        audio_latents=audio.latent, audio_coords=tr.audio_rope.prepare_audio_coords(1, audio.latent.shape[1], "cpu"),
+        positive=PromptEmbeddings(ctx["v_pos"], ctx["a_pos"], ones), negative=PromptEmbeddings(ctx["v_neg"], ctx["a_neg"], ones),
+        sigmas=ltx2_stage1_sigmas(4), fps=fps, frozen_audio_modulation=release,
+    )  # fmt: skip
+    guidance = VideoGuidance(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7, stg_blocks=(1,))
+    with torch.no_grad():
+        ours = denoise_video_frozen_audio(tr, inputs, guidance, compute_dtype=torch.float32)
+    assert torch.equal(ref_audio.latent, audio.latent)  # the reference never moves frozen audio either
+    assert rel_err(ours, ref_video.latent) < 1e-5
