@@ -68,6 +68,11 @@ class PreparedPortrait:
     warnings: tuple[str, ...]
 
 
+def check_portrait(path: Path) -> None:
+    """Raise the same MediaError ``prepare_portrait`` would for a missing, unreadable or undecodable file."""
+    _read_image(Path(path), [])  # its warnings come when the portrait step runs
+
+
 def prepare_portrait(path: Path, width: int, height: int) -> PreparedPortrait:
     """Read ``path`` and frame it at ``width``×``height`` around the face (see the module docstring)."""
     # 1. check inputs
