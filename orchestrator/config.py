@@ -99,7 +99,11 @@ class _GeneratorBase(_Strict):
 
 class LTX2Options(_GeneratorBase):
     backend: Literal["ltx2"] = "ltx2"
-    model: str = "diffusers/LTX-2.3-Diffusers"
+    # Lightricks' single file (ltx-2.3-22b-dev.safetensors / ltx-2.3-22b-distilled-1.1.safetensors), a diffusers-format
+    # folder, or a hub id of one; relative paths are resolved against the project file.
+    model: str = "models/ltx-2.3-22b-dev.safetensors"
+    # Gemma-3's folder, for a single-file `model` (a diffusers folder carries its own text_encoder/ and tokenizer/).
+    text_encoder: str | None = None
     upsampler: str | None = None
     stage2: Literal["distilled", "none"] = "distilled"
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
@@ -115,7 +119,8 @@ class LTX2Options(_GeneratorBase):
     image_crf: int = Field(33, ge=0, le=51)
     # "dev": stage 1 runs stage1_steps guided steps (the dev checkpoint); "distilled": `model` is the distilled
     # checkpoint, stage 1 runs its 8 fixed sigmas without guidance (guidance_scale/stg/modality are ignored).
-    model_variant: Literal["dev", "distilled"] = "dev"
+    # "auto": distilled when `model` is a single file named ...distilled..., dev otherwise.
+    model_variant: Literal["auto", "dev", "distilled"] = "auto"
     # LTX-2.3's distilled LoRA (ltx-2.3-22b-distilled-lora-384.safetensors), switched on for stage 2 only.
     stage2_lora: str | None = None
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
@@ -310,9 +315,11 @@ def _resolve_paths(project: Project, path: Path) -> Project:
     generator = project.generator
     if isinstance(generator, LTX2Options):
         changes = {}
-        for key in ("model", "upsampler", "stage2_lora"):
+        for key in ("model", "text_encoder", "upsampler", "stage2_lora"):
             value = getattr(generator, key)
-            if value and (value.startswith((".", "/", "~")) or (base / value).exists()):
+            # A hub id ("owner/name") stays as written; text_encoder is always a local folder.
+            local = key == "text_encoder" or value.endswith(".safetensors") if value else False
+            if value and (local or value.startswith((".", "/", "~")) or (base / value).exists()):
                 changes[key] = str((base / Path(value).expanduser()).resolve())
         if changes:
             updates["generator"] = generator.model_copy(update=changes)

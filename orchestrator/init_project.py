@@ -28,7 +28,9 @@ export: {{preset: tiktok}}       # tiktok | reels | shorts | master
 """
 
 LTX2_OPTIONS = """
-  model: diffusers/LTX-2.3-Diffusers   # or a local folder in diffusers format
+  model: models/ltx-2.3-22b-dev.safetensors   # from huggingface.co/Lightricks/LTX-2.3 (or a diffusers-format folder)
+  text_encoder: models/gemma-3-12b-it-qat-q4_0-unquantized   # Gemma-3 folder (google/gemma-3-12b-it-qat-q4_0-unquantized)
+  upsampler: models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors
   device: cuda
   dtype: bfloat16
   offload: none                  # model | sequential on GPUs under ~48 GB"""
