@@ -129,6 +129,9 @@ class LTX2Options(_GeneratorBase):
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
     # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
     fp8_storage: bool = False
+    # How the frozen (clean) voiceover's latents are modulated, after which Lightricks release: 1.2.0 (sigma 0, each
+    # modality's own timesteps for the cross-attention scale/shift) or 1.0.0 (the step sigma); see ltx2_guidance.
+    frozen_audio_modulation: Literal["ltx-2-1.2.0", "ltx-2-1.0.0"] = "ltx-2-1.2.0"
     # Speed options (generators/ltx2_speed.py; the README says which are exact). Approximate ones are off by default.
     fp8_linears: Literal["off", "on", "emulated"] = "off"
     fp8_edge_blocks_bf16: int = Field(1, ge=0)
@@ -212,11 +215,27 @@ class SegmentOverride(_Strict):
     prompt: str
 
 
+# LTX-2's own default negative prompt (ltx-pipelines' DEFAULT_NEGATIVE_PROMPT): it names lip-sync and voice failures.
+LTX_NEGATIVE_PROMPT = (
+    "blurry, out of focus, overexposed, underexposed, low contrast, washed out colors, excessive noise, g"
+    "rainy texture, poor lighting, flickering, motion blur, distorted proportions, unnatural skin tones, "
+    "deformed facial features, asymmetrical face, missing facial features, extra limbs, disfigured hands,"
+    " wrong hand count, artifacts around text, inconsistent perspective, camera shake, incorrect depth of"
+    " field, background too sharp, background clutter, distracting reflections, harsh shadows, inconsiste"
+    "nt lighting direction, color banding, cartoonish rendering, 3D CGI look, unrealistic materials, unca"
+    "nny valley effect, incorrect ethnicity, wrong gender, exaggerated expressions, wrong gaze direction,"
+    " mismatched lip sync, silent or muted audio, distorted voice, robotic voice, echo, background noise,"
+    " off-sync audio, incorrect dialogue, added dialogue, repetitive speech, jittery movement, awkward pa"
+    "uses, incorrect timing, unnatural transitions, inconsistent framing, tilted camera, flat lighting, i"
+    "nconsistent tone, cinematic oversaturation, stylized filters, or AI artifacts."
+)
+
+
 class Project(_Strict):
     voiceover: Path
     portrait: Path
     prompt: str = "A person talking to the camera, natural head movement, soft studio light."
-    negative_prompt: str = "blurry, distorted face, extra limbs, text, watermark, low quality"
+    negative_prompt: str = LTX_NEGATIVE_PROMPT
     output: Path = Path("out/longtake.mp4")
     workdir: Path | None = None
     seed: int = Field(0, ge=0, lt=2**32)
