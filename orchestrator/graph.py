@@ -27,7 +27,7 @@ from orchestrator import steps
 from orchestrator.atomic import atomic_write_text
 from orchestrator.cache import CacheEntry, EntryWriter, StepCache, canonical_json, file_sha256, step_key
 from orchestrator.config import Project
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import ConfigError, MediaError, not_a_file
 from orchestrator.events import Events
 from segmenters.plan import Plan
 
@@ -49,6 +49,16 @@ _INPUT_NAMES = {
 }
 
 
+# Steps whose code returns its warnings in the result instead of logging them (the portrait's and
+# the stitch's): the graph prints them once when the step runs. `status` shows every step's again.
+_QUIET_STEPS = ("portrait", "stitch")
+
+
+def _warnings_of(entry: CacheEntry) -> tuple[str, ...]:
+    found = entry.meta.get("warnings") or ()
+    return tuple(str(w) for w in found) if isinstance(found, (list, tuple)) else ()
+
+
 class _Pending(Exception):
     """A step's key can't be computed yet: an upstream step has not run."""
 
@@ -64,9 +74,10 @@ class StepStatus:
     reason: str  # "done" | "prompt changed" | "missing" | "waits on segment_006" …
     key: str | None = None
     seconds: float | None = None  # duration of the finished step
+    warnings: tuple[str, ...] = ()  # what the finished step warned about (kept in its manifest)
 
     def to_dict(self) -> dict:
-        return {"step": self.node, "done": self.done, "reason": self.reason, "key": self.key}
+        return {"step": self.node, "done": self.done, "reason": self.reason, "key": self.key, "warnings": list(self.warnings)}
 
 
 @dataclass
@@ -130,12 +141,35 @@ class RunGraph:
     def model_identity(self) -> str:
         return self.generator.model_identity()
 
+    # -- cost -----------------------------------------------------------------------------
+    def cost_model(self):
+        """The generator's cost model for this project's options (no weights loaded), or None."""
+        return self.gen_cls.cost_model(self.project.generator)
+
+    def target_choice(self):
+        """The segment length the planner aims for: the project's, or the cheapest under the seam limit."""
+        from segmenters.planner import generation_size
+        from segmenters.segment_length import resolve_target
+
+        seg, video = self.project.segmenter, self.project.video
+        model = self.cost_model() if seg.target_segment_s is None else None
+        cost_fn = None
+        if model is not None:
+            width, height = generation_size(video.width, video.height, self.grid.spatial_multiple)
+            cost_fn = lambda frames: model.segment_cost(width=width, height=height, num_frames=frames, fps=video.fps).total  # noqa: E731
+        return resolve_target(
+            seg.target_segment_s, cost_fn, fps=video.fps, grid=self.grid, context_frames=self.context_frames,
+            min_segment_s=seg.min_segment_s, max_segment_s=seg.max_segment_s, max_seams_per_minute=seg.max_seams_per_minute,
+            unit=model.unit if model is not None else "",
+        )  # fmt: skip
+
     # -- inputs ---------------------------------------------------------------------------
     def _file_hash(self, path: Path, key: str) -> str:
         path = Path(path)
         if path not in self._file_hashes:
-            if not path.is_file():
-                raise MediaError(f"{key} file not found: {path} (fix `{key}:` in {self.project.project_file or 'the project file'})")
+            problem = not_a_file(path)
+            if problem:
+                raise MediaError(f"{key} file {path} {problem} (fix `{key}:` in {self.project.project_file or 'the project file'})")
             self._file_hashes[path] = file_sha256(path)
         return self._file_hashes[path]
 
@@ -172,10 +206,13 @@ class RunGraph:
                     "context_frames": self.context_frames,
                     "master": {k: ingest.meta[k] for k in ("sample_rate_hz", "duration_samples", "trim_start_sample")},
                 }
+                if p.segmenter.target_segment_s is None:
+                    params["target_segment_s"] = self.target_choice().target_segment_s  # depends on the generator's cost model
                 return params, {"ingest": ingest.output_hash("vad16k.npy"), "vad": self._need("vad").output_hash("vad.npy")}
 
             return _Spec(node, "plan", ["ingest", "vad"], material,
-                         lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w))
+                         lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w,
+                                                  target_segment_s=self.target_choice().target_segment_s))
         if node == "portrait":
             def portrait_material():
                 plan = self._require_plan()
@@ -248,7 +285,7 @@ class RunGraph:
         audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
 
         def progress(done: int, total: int, stage: str) -> None:
-            self.events.status(f"segment {index}: {stage} {done}/{total}")
+            self.events.progress(f"segment {index}: {stage}", done, total)
             self.events.emit("progress", step=segment_node(index), stage=stage, done=done, total=total)
 
         steps.run_segment(
@@ -273,7 +310,7 @@ class RunGraph:
         if self._loaded:
             return
         t0 = time.monotonic()
-        self.events.status(f"loading the {self.gen_cls.NAME} generator")
+        self.events.status(f"loading the {self.gen_cls.NAME} generator", final=True)
         self.generator.load()
         plan = self._require_plan()
         self.generator.preflight(plan.width, plan.height, max(s.gen_frames for s in plan.segments))
@@ -314,7 +351,7 @@ class RunGraph:
         result = stitch(
             plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
             stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
-            progress=lambda done, total: self.events.status(f"stitching frame {done}/{total}"),
+            progress=lambda done, total: self.events.progress("stitching frame", done, total),
         )
         w.meta.update(frames=result.frames, duration_s=result.duration_s, size_bytes=result.size_bytes, warnings=list(result.warnings))
 
@@ -339,7 +376,8 @@ class RunGraph:
         from stitchers.report import build_report
 
         report = build_report(self._need("stitch").output("video.mp4"), plan=self._require_plan(),
-                              portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir)
+                              portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir,
+                              progress=lambda done, total: self.events.progress("report: frame", done, total))
         for name in ("report.json", "report.png", "contact_sheet.png"):
             if (w.dir / name).exists():
                 w.add_output(name)
@@ -392,11 +430,11 @@ class RunGraph:
         if entry is not None:
             self.entries[node] = entry
             self.events.emit("step_cached", step=node, key=key[:12])
-            return StepStatus(node, True, "done", key, entry.duration_s)
+            return StepStatus(node, True, "done", key, entry.duration_s, _warnings_of(entry))
         reason = "redo requested" if force else self._why(node, spec, key, params, inputs)
         if not execute:
             return StepStatus(node, False, reason, key)
-        self.events.status(f"{node}: running ({reason})")
+        self.events.status(f"{node}: running ({reason})", final=True)
         self.events.emit("step_started", step=node, reason=reason)
         t0 = time.monotonic()
         with self.cache.writing(spec.step, key, params=params, inputs=inputs, code_version=steps.CODE_VERSIONS[spec.step],
@@ -408,9 +446,12 @@ class RunGraph:
         self.entries[node] = entry
         if self.remember_state:
             self._remember(node, spec.step, key)
+        if spec.step in _QUIET_STEPS:
+            for text in _warnings_of(entry):
+                log.warning("%s", text)
         seconds = time.monotonic() - t0
         self.events.emit("step_finished", step=node, key=key[:12], seconds=round(seconds, 3))
-        return StepStatus(node, True, f"ran ({reason})", key, seconds)
+        return StepStatus(node, True, f"ran ({reason})", key, seconds, _warnings_of(entry))
 
     # -- reasons -------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -422,7 +463,8 @@ class RunGraph:
     def _remember(self, node: str, step: str, key: str) -> None:
         state = self._state()
         state[node] = {"step": step, "key": key}
-        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True))
+        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True),
+                          elsewhere="set `workdir:` in the project file to another disk")
 
     def _why(self, node: str, spec: _Spec, key: str, params: dict, inputs: dict) -> str:
         last = self._state().get(node)

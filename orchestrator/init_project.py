@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from orchestrator.atomic import atomic_write_text
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import ConfigError, MediaError, not_a_file, refuse_folder
 
 STARTER = """\
 # longtake project. Every key is documented in configs/example.yaml of the longtake repo.
@@ -19,7 +19,7 @@ output: {stem}.mp4
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
 audio: {{target_lufs: -14, trim_leading_silence: true}}
-segmenter: {{vad: silero, max_segment_s: 20, target_segment_s: 12, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
+segmenter: {{vad: silero, max_segment_s: 20, max_seams_per_minute: 6, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
 generator:
   backend: {backend}{backend_options}
   chaining: tail                 # tail | last-frame | anchor
@@ -36,9 +36,11 @@ LTX2_OPTIONS = """
 
 def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | None, *, backend: str = "ltx2", force: bool = False) -> Path:
     for kind, path in (("voiceover", voiceover), ("portrait", portrait)):
-        if not Path(path).is_file():
-            raise MediaError(f"{kind} not found: {path}")
+        problem = not_a_file(path)
+        if problem:
+            raise MediaError(f"{kind} {path} {problem}; name the {kind} file")
     project_file = Path(project_file) if project_file else Path(voiceover).with_name("project.yaml")
+    refuse_folder(project_file, f"write the project file {project_file}", elsewhere="pass -o with a file name")
     if project_file.exists() and not force:
         raise ConfigError(f"{project_file} already exists; pass --force to overwrite it or -o to write elsewhere")
     base = project_file.resolve().parent
@@ -49,7 +51,7 @@ def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | 
         backend=backend,
         backend_options=LTX2_OPTIONS if backend == "ltx2" else "",
     )
-    atomic_write_text(project_file, text)
+    atomic_write_text(project_file, text, doing=f"write the project file {project_file}", elsewhere="pass -o with a file in another folder")
     return project_file
 
 

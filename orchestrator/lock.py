@@ -52,7 +52,7 @@ from orchestrator.cache import workdir_error
 from orchestrator.errors import LockedError, LongtakeError
 from orchestrator.hosts import ProcessId, host_name
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 LOCK_FILENAME = "longtake.lock"
 LEASE_FILENAME = "longtake.lease"
