@@ -41,7 +41,9 @@ def expand_project_paths(paths: list[Path]) -> list[Path]:
 def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str | None = None, redo: set[int] = frozenset(),
                  gpus: int | None = None, address: str | None = None) -> list[ProjectRun]:
     """Run every project; never raises for one project's failure (Ctrl-C still stops everything, work kept)."""
+    from orchestrator.clean import register_project
     from orchestrator.config import load_project
+    from orchestrator.preflight import check_project
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
@@ -55,9 +57,11 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
                 graph = RunGraph(project, Events(json_out=json_out, progress=events.progress_on, fields={"project": name}), vad=vad)
                 stack.callback(graph.close)
                 run = ProjectRun(name, project, graph, redo=set(redo))
+                check_project(project)  # before the lock: a work folder that collides with the output must not be created
                 lock = WorkdirLock(project.workdir, command="run")
                 lock.acquire()
                 stack.callback(lock.release)
+                register_project(project.workdir, project.project_file)
                 if gpus or address:
                     graph.begin(redo=redo)
                     graph.run_step("portrait", run.summary)

@@ -95,8 +95,8 @@ class SegmentWorker:
         t0 = time.monotonic()
         try:
             generator, options = self._generator_for(project)
-            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator)
-            graph.remember_state = False
+            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
+                             record=False)
             graph.prepare_segment(index)
             st = graph.resolve(segment_node(index), execute=True, force=force)
             return {"ok": st.done, "reason": st.reason, "seconds": round(time.monotonic() - t0, 3), **where}
