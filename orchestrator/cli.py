@@ -143,6 +143,37 @@ def format_plan_table(the_plan) -> str:
     return "\n".join(rows)
 
 
+# -- captions ------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Print words.json on stdout instead of the table.")
+@click.pass_context
+def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
+    """Align captions.script to the voiceover; write captions.srt, captions.vtt and words.json to the workdir."""
+    from captions.cues import format_table
+    from orchestrator.atomic import atomic_copy
+    from orchestrator.graph import RunGraph
+    from orchestrator.lock import WorkdirLock
+
+    events = _setup(ctx)
+    project = _load(project_file)
+    graph = RunGraph(project, events)
+    with WorkdirLock(project.workdir, command="captions"):
+        alignment = graph.run_captions()
+        entry = graph.entries["captions"]
+        for name in ("captions.srt", "captions.vtt", "words.json"):
+            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
+    events.clear()
+    if json_out:
+        click.echo(entry.output("words.json").read_text(encoding="utf-8"), nl=False)
+        return
+    click.echo(format_table(alignment))
+    workdir = Path(project.workdir)
+    click.echo(f"\nsubtitles: {workdir / 'captions.srt'} and {workdir / 'captions.vtt'} (timed to the voiceover file; edit and set captions.file to use them)"
+               f"\nword times: {workdir / 'words.json'}")
+
+
 # -- run -------------------------------------------------------------------------------------
 
 @cli.command()
