@@ -15,7 +15,7 @@ STARTER = """\
 # longtake project. Every key is documented in configs/example.yaml of the longtake repo.
 # Paths are relative to this file.
 {paths}prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
-negative_prompt: "blurry, distorted face, extra limbs, text, watermark, low quality"
+# negative_prompt: LTX-2's own by default (names lip-sync and voice failures); set one to replace it
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
 audio: {{target_lufs: -14, trim_leading_silence: true}}
