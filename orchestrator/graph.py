@@ -109,7 +109,9 @@ class RunGraph:
     """Builds and walks the graph for one project. Not thread-safe; hold the workdir lock around ``run``."""
 
     def __init__(self, project: Project, events: Events | None = None, *, vad: str | None = None,
-                 cache: StepCache | None = None, record: bool = True):
+                 cache: StepCache | None = None, record: bool = True, generator=None):
+        """``generator``: an instance the caller keeps resident across projects (a Ray actor's); not closed here.
+        ``record=False`` where several processes run one project's steps (state.json is the driver's)."""
         from generators import get_generator_class
         from segmenters.planner import context_frames_for
 
@@ -123,7 +125,8 @@ class RunGraph:
         self.context_frames = context_frames_for(
             project.generator.chaining, project.segmenter.context_frames, project.stitcher.anchor_overlap_frames, self.grid
         )
-        self._generator = None
+        self._generator = generator
+        self._own_generator = generator is None
         self._loaded = False
         self.entries: dict[str, CacheEntry] = {}
         self.plan: Plan | None = None
@@ -632,8 +635,8 @@ class RunGraph:
             result.insert(idx, StepStatus("encode_prompts", False, "segments to generate"))
         return result
 
-    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
-        summary = RunSummary()
+    def begin(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> Plan:
+        """Check the project, sweep dead writers' leftovers, plan, and check the segment numbers the user gave."""
         preflight.check_project(self.project)
         self.cache.sweep_temp()
         plan = self.run_plan()
@@ -647,6 +650,11 @@ class RunGraph:
         if extra:
             log.warning(f"segments: overrides for index {extra} match no segment (the plan has {len(plan.segments)})")
         self.events.total_segments = len(plan.segments)
+        return plan
+
+    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
+        summary = RunSummary()
+        self.begin(redo=redo, only_segments=only_segments)
         for node in self.nodes():
             if node in self._pre_nodes():
                 continue
@@ -665,12 +673,72 @@ class RunGraph:
             elif only_segments is not None and node in ("stitch", "report"):
                 break  # --only-segments generates, it does not stitch
             else:
-                st = self.resolve(node, execute=True)
-                if node == "stitch":
-                    # The video reaches the user before the report runs: a failed report loses nothing.
-                    summary.output = self._export_video()
-                elif node == "report":
-                    summary.report = self._export_report()
+                st = self.run_step(node, summary)
+            (summary.cached if st.reason == "done" else summary.ran).append(node)
+        return summary
+
+    def run_step(self, node: str, summary: RunSummary) -> StepStatus:
+        """Run (or find cached) one step that is not a segment, exporting what it makes for the user."""
+        st = self.resolve(node, execute=True)
+        if node == "stitch":
+            # The video reaches the user before the report runs: a failed report loses nothing.
+            summary.output = self._export_video()
+        elif node == "report":
+            summary.report = self._export_report()
+        return st
+
+    # -- for executors that run segments elsewhere (orchestrator.ray_executor) -------------------
+    def ready_segments(self, skip: set[int], force: set[int]) -> tuple[list[int], list[int]]:
+        """(segments that can run now, segments found done), leaving out ``skip``.
+
+        The graph decides independence: a segment is ready once every step it
+        reads is done, so anchor (and any mode whose segments read no other
+        segment) yields them all at once, chained modes one per project.
+        """
+        ready, done = [], []
+        for seg in self._require_plan().segments:
+            if seg.index in skip:
+                continue
+            st = self.resolve(segment_node(seg.index), execute=False, force=seg.index in force)
+            if st.done:
+                done.append(seg.index)
+            elif st.key is not None:  # no key: it waits on a step not yet done
+                ready.append(seg.index)
+        return ready, done
+
+    def prepare_segment(self, index: int) -> None:
+        """Look up (never run) every step segment ``index`` reads, in a process that did not run them."""
+        if self.run_plan(execute=False) is None:
+            raise RuntimeError(f"segment {index} was sent out before the plan was done")
+
+        def visit(node: str) -> None:
+            for dep in self._spec(node).deps:
+                if dep in self.entries:
+                    continue
+                visit(dep)
+                st = self.resolve(dep, execute=False)
+                if not st.done:
+                    raise RuntimeError(f"{node} was sent out before {dep} was done ({st.reason})")
+
+        visit(segment_node(index))
+
+    def record_finished(self, node: str) -> StepStatus:
+        """Adopt a step another process finished: look it up and remember it for status reasons."""
+        spec = self._spec(node)
+        key, _params, _inputs = self._key(spec)
+        entry, _broken = self._lookup(spec, key, execute=True)
+        if entry is None:
+            return StepStatus(node, False, "missing", key)
+        self.entries[node] = entry
+        self._remember(node, spec.step, key)
+        return StepStatus(node, True, "done", key, entry.duration_s)
+
+    def finish(self, summary: RunSummary) -> RunSummary:
+        """Every step after the segments (stitch, report), once all segments are done."""
+        for node in self.nodes():
+            if node in ("ingest", "vad", "plan") or node.startswith("segment_"):
+                continue
+            st = self.run_step(node, summary)
             (summary.cached if st.reason == "done" else summary.ran).append(node)
         return summary
 
@@ -729,5 +797,5 @@ class RunGraph:
         return self._spec(node).step
 
     def close(self) -> None:
-        if self._generator is not None:
+        if self._generator is not None and self._own_generator:
             self._generator.close()
