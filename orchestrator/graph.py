@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -774,8 +775,13 @@ class RunGraph:
         track = self._caption_track()
         if track is None:
             return
+        inputs = {os.path.realpath(path) for path in preflight.project_inputs(self.project).values()}
         for kind in ("srt", "vtt"):
-            atomic_write_text(video.with_suffix("." + kind), format_cues(track.cues, kind))
+            sidecar = video.with_suffix("." + kind)
+            if os.path.realpath(sidecar) in inputs:  # never over the user's own caption file
+                log.warning(f"not writing {sidecar}: it is one of the project's inputs; the video's subtitles are in the workdir's captions files")
+                continue
+            atomic_write_text(sidecar, format_cues(track.cues, kind))
 
     def _export_report(self) -> dict:
         out = Path(self.project.output)

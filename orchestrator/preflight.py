@@ -61,8 +61,11 @@ def is_within(path: Path, folder: Path) -> bool:
 def project_inputs(project: "Project") -> dict[str, Path]:
     """The user's own files a project reads, by name; longtake must never write over any of them."""
     inputs = {"voiceover": Path(project.voiceover), "portrait": Path(project.portrait)}
-    if project.export.captions is not None:
-        inputs["captions file"] = Path(project.export.captions)
+    captions = project.captions
+    if captions is not None:
+        for key, name in (("file", "captions file"), ("script", "captions script"), ("font", "captions font")):
+            if getattr(captions, key) is not None:
+                inputs[name] = Path(getattr(captions, key))
     if project.project_file is not None:
         inputs["project file"] = Path(project.project_file)
     return inputs
@@ -164,13 +167,20 @@ def check_project(project: "Project") -> None:
 
 
 def check_inputs_readable(project: "Project") -> None:
-    """The portrait decodes and the captions file parses (MediaError, exit 3), before any audio is ingested."""
+    """The portrait decodes and the captions file or script parses (MediaError, exit 3), before any audio is ingested."""
+    from captions.script import load_script
     from generators.portrait import check_portrait
-    from stitchers.captions import load_captions
+    from stitchers.captions import load_captions, load_font
 
     check_portrait(Path(project.portrait))
-    if project.export.captions is not None:
-        load_captions(Path(project.export.captions))
+    captions = project.captions
+    if captions is not None:
+        if captions.file is not None:
+            load_captions(Path(captions.file))
+        if captions.script is not None:
+            load_script(Path(captions.script))
+        if captions.font is not None:
+            load_font(12, Path(captions.font))
 
 
 def check_plan_exports(project: "Project", plan, export, audio_channels: int) -> None:
