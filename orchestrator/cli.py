@@ -84,6 +84,10 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
         click.echo(the_plan.to_json(), nl=False)
         return
     click.echo(format_plan_table(the_plan))
+    cost = graph.gen_cls.estimate_cost(project.generator, the_plan)
+    if cost is not None:
+        limit = getattr(project.generator, "max_cost_usd", None)
+        click.echo(cost.describe() + (f" (generator.max_cost_usd: ${limit:.2f})" if limit is not None else ""))
     click.echo(f"\nplan: {Path(project.workdir) / 'plan.json'}\nplot: {Path(project.workdir) / 'plan.png'}")
 
 
@@ -115,8 +119,10 @@ def format_plan_table(the_plan) -> str:
 @click.option("--redo", help="Regenerate these segments even if cached (e.g. 7).")
 @click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
 @click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad.")
+@click.option("--yes", is_flag=True, help="Accept a hosted backend's estimated cost above generator.max_cost_usd.")
 @click.pass_context
-def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool, vad: str | None) -> None:
+def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool, vad: str | None,
+        yes: bool) -> None:
     """Render the project end to end; resumes where a previous run stopped."""
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
@@ -137,7 +143,7 @@ def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: s
         return
     try:
         with WorkdirLock(project.workdir, command="run"):
-            summary = graph.run(redo=redo_set, only_segments=only)
+            summary = graph.run(redo=redo_set, only_segments=only, max_cost_usd=None if yes else getattr(project.generator, "max_cost_usd", None))
     finally:
         graph.close()
         events.clear()
@@ -204,7 +210,7 @@ def clean(ctx: click.Context, project_file: Path) -> None:
 @click.argument("voiceover", type=click.Path(path_type=Path))
 @click.argument("portrait", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "project_file", type=click.Path(path_type=Path), help="Project file to write (default: project.yaml beside the voiceover).")
-@click.option("--backend", type=click.Choice(["ltx2", "animatic"]), default="ltx2", show_default=True)
+@click.option("--backend", type=click.Choice(["ltx2", "animatic", "fal"]), default="ltx2", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing project file.")
 def init(voiceover: Path, portrait: Path, project_file: Path | None, backend: str, force: bool) -> None:
     """Write a starter project file for a voiceover and a portrait."""
