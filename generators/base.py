@@ -12,11 +12,14 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
 
 from segmenters.plan import FrameGrid
+
+if TYPE_CHECKING:  # pragma: no cover
+    from generators.cost import CostModel
 
 # progress(done_steps, total_steps, stage_name)
 ProgressFn = Callable[[int, int, str], None]
@@ -65,6 +68,11 @@ class Generator(ABC):
     @abstractmethod
     def grid_for(cls, options: Any) -> FrameGrid:
         """The frame grid and spatial multiple for these options, without loading weights."""
+
+    @classmethod
+    def cost_model(cls, options: Any) -> "CostModel | None":
+        """What this backend's segments cost (``generators.cost``), without loading weights; None when it cannot say."""
+        return None
 
     @abstractmethod
     def model_identity(self) -> str:

@@ -189,6 +189,16 @@ class LTX2Generator(Generator):
         two_stage = getattr(options, "stage2", "distilled") != "none"
         return FrameGrid(frame_grid=temporal, spatial_multiple=spatial * (2 if two_stage else 1))
 
+    @classmethod
+    def cost_model(cls, options: Any):
+        """GPU-seconds per segment from the stage shapes, steps and guidance passes (``generators.ltx2_cost``)."""
+        from dataclasses import replace
+
+        from generators.ltx2_cost import LTX2CostModel, LTX2Recipe
+
+        temporal, spatial = vae_compression_from_config(getattr(options, "model", None))
+        return LTX2CostModel(replace(LTX2Recipe.from_options(options), temporal=temporal, spatial=spatial))
+
     @property
     def two_stage(self) -> bool:
         return self.options.stage2 != "none"

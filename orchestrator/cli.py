@@ -84,10 +84,14 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
         click.echo(the_plan.to_json(), nl=False)
         return
     click.echo(format_plan_table(the_plan))
-    cost = graph.gen_cls.estimate_cost(project.generator, the_plan)
+    click.echo(graph.target_choice().reason)
+    cost = graph.cost_model()
     if cost is not None:
+        click.echo(cost.plan_cost(the_plan).describe())
+    dollars = graph.gen_cls.estimate_cost(project.generator, the_plan)
+    if dollars is not None:
         limit = getattr(project.generator, "max_cost_usd", None)
-        click.echo(cost.describe() + (f" (generator.max_cost_usd: ${limit:.2f})" if limit is not None else ""))
+        click.echo(dollars.describe() + (f" (generator.max_cost_usd: ${limit:.2f})" if limit is not None else ""))
     click.echo(f"\nplan: {Path(project.workdir) / 'plan.json'}\nplot: {Path(project.workdir) / 'plan.png'}")
 
 

@@ -63,7 +63,9 @@ class SegmenterConfig(_Strict):
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     max_segment_s: float = Field(20.0, gt=0.0)
     min_segment_s: float = Field(4.0, gt=0.0)
-    target_segment_s: float = Field(12.0, gt=0.0)
+    # None: the length of least GPU cost per output second under max_seams_per_minute (segmenters.segment_length).
+    target_segment_s: float | None = Field(None, gt=0.0)
+    max_seams_per_minute: float = Field(6.0, gt=0.0, description="with target_segment_s unset, at most this many joins per minute of video")
     min_pause_ms: int = Field(250, ge=0)
     context_frames: int = Field(9, ge=1)
 
@@ -76,7 +78,10 @@ class SegmenterConfig(_Strict):
 
     @model_validator(mode="after")
     def _ordered(self) -> "SegmenterConfig":
-        if not (self.min_segment_s <= self.target_segment_s <= self.max_segment_s):
+        if self.target_segment_s is None:
+            if self.min_segment_s > self.max_segment_s:
+                raise ValueError(f"need min_segment_s ≤ max_segment_s, got {self.min_segment_s:g} > {self.max_segment_s:g}")
+        elif not (self.min_segment_s <= self.target_segment_s <= self.max_segment_s):
             raise ValueError(
                 f"need min_segment_s ≤ target_segment_s ≤ max_segment_s, got "
                 f"{self.min_segment_s:g} ≤ {self.target_segment_s:g} ≤ {self.max_segment_s:g}"

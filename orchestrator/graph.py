@@ -130,6 +130,28 @@ class RunGraph:
     def model_identity(self) -> str:
         return self.generator.model_identity()
 
+    # -- cost -----------------------------------------------------------------------------
+    def cost_model(self):
+        """The generator's cost model for this project's options (no weights loaded), or None."""
+        return self.gen_cls.cost_model(self.project.generator)
+
+    def target_choice(self):
+        """The segment length the planner aims for: the project's, or the cheapest under the seam limit."""
+        from segmenters.planner import generation_size
+        from segmenters.segment_length import resolve_target
+
+        seg, video = self.project.segmenter, self.project.video
+        model = self.cost_model() if seg.target_segment_s is None else None
+        cost_fn = None
+        if model is not None:
+            width, height = generation_size(video.width, video.height, self.grid.spatial_multiple)
+            cost_fn = lambda frames: model.segment_cost(width=width, height=height, num_frames=frames, fps=video.fps).total  # noqa: E731
+        return resolve_target(
+            seg.target_segment_s, cost_fn, fps=video.fps, grid=self.grid, context_frames=self.context_frames,
+            min_segment_s=seg.min_segment_s, max_segment_s=seg.max_segment_s, max_seams_per_minute=seg.max_seams_per_minute,
+            unit=model.unit if model is not None else "",
+        )  # fmt: skip
+
     # -- inputs ---------------------------------------------------------------------------
     def _file_hash(self, path: Path, key: str) -> str:
         path = Path(path)
@@ -172,10 +194,13 @@ class RunGraph:
                     "context_frames": self.context_frames,
                     "master": {k: ingest.meta[k] for k in ("sample_rate_hz", "duration_samples", "trim_start_sample")},
                 }
+                if p.segmenter.target_segment_s is None:
+                    params["target_segment_s"] = self.target_choice().target_segment_s  # depends on the generator's cost model
                 return params, {"ingest": ingest.output_hash("vad16k.npy"), "vad": self._need("vad").output_hash("vad.npy")}
 
             return _Spec(node, "plan", ["ingest", "vad"], material,
-                         lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w))
+                         lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w,
+                                                  target_segment_s=self.target_choice().target_segment_s))
         if node == "portrait":
             def portrait_material():
                 plan = self._require_plan()

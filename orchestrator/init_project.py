@@ -19,7 +19,7 @@ output: {stem}.mp4
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
 audio: {{target_lufs: -14, trim_leading_silence: true}}
-segmenter: {{vad: silero, max_segment_s: 20, target_segment_s: 12, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
+segmenter: {{vad: silero, max_segment_s: 20, max_seams_per_minute: 6, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
 generator:
   backend: {backend}{backend_options}
   chaining: {chaining}

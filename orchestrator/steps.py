@@ -72,9 +72,13 @@ def run_vad(vad_name: str, threshold: float, ingest: "CacheEntry", out: "EntryWr
     out.meta.update(backend=result.backend, hop_samples=result.hop_samples, sample_rate_hz=result.sample_rate_hz)
 
 
-def run_plan(project: Project, grid: FrameGrid, context_frames: int, ingest: "CacheEntry", vad: "CacheEntry", out: "EntryWriter") -> Plan:
+def run_plan(
+    project: Project, grid: FrameGrid, context_frames: int, ingest: "CacheEntry", vad: "CacheEntry", out: "EntryWriter",
+    target_segment_s: float | None = None,
+) -> Plan:
     from segmenters.plan_plot import draw_plan
     from segmenters.planner import PlannerSettings, generation_size, plan_voiceover
+    from segmenters.segment_length import DEFAULT_TARGET_SEGMENT_S
 
     seg = project.segmenter
     width, height = generation_size(project.video.width, project.video.height, grid.spatial_multiple)
@@ -88,7 +92,9 @@ def run_plan(project: Project, grid: FrameGrid, context_frames: int, ingest: "Ca
         vad_probs=probs,
         vad_hop_samples=vad.meta["hop_samples"],
         vad_name=vad.meta["backend"],
-        settings=PlannerSettings(seg.max_segment_s, seg.min_segment_s, seg.target_segment_s, seg.min_pause_ms, seg.vad_threshold),
+        settings=PlannerSettings(
+            seg.max_segment_s, seg.min_segment_s, target_segment_s or seg.target_segment_s or DEFAULT_TARGET_SEGMENT_S, seg.min_pause_ms, seg.vad_threshold
+        ),
         grid=grid,
         fps=project.video.fps,
         width=width,

@@ -40,27 +40,37 @@ def _tokenizer(folder: Path) -> None:
     tok.save_pretrained(folder)
 
 
-def build_tiny_ltx2(folder: Path, *, with_upsampler: bool = True, seed: int = 0) -> Path:
-    """Write a complete tiny LTX-2.3 diffusers folder (with ``latent_upsampler/``) to ``folder``; return it."""
+def build_tiny_gemma(folder: Path, *, seed: int = 0, hidden_size: int = 16, num_layers: int = 2, with_tokenizer: bool = False) -> Path:
+    """A tiny random Gemma-3 (``Gemma3ForConditionalGeneration``) saved to ``folder``, optionally with its tokenizer beside it."""
     import torch
-    from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler, LTX2VideoTransformer3DModel
-    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel, LTX2TextConnectors
     from transformers import Gemma3Config, Gemma3ForConditionalGeneration
 
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    text_hidden, text_layers = 16, 2
-
     torch.manual_seed(seed)
-    text_config = Gemma3Config(
+    config = Gemma3Config(
         text_config=dict(
-            vocab_size=64, hidden_size=text_hidden, intermediate_size=32, num_hidden_layers=text_layers,
+            vocab_size=64, hidden_size=hidden_size, intermediate_size=32, num_hidden_layers=num_layers,
             num_attention_heads=2, num_key_value_heads=1, head_dim=8, max_position_embeddings=2048, sliding_window=64,
         ),
         vision_config=dict(hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=32, patch_size=16),
         mm_tokens_per_image=4, boi_token_index=61, eoi_token_index=62, image_token_index=63,
     )  # fmt: skip
-    Gemma3ForConditionalGeneration(text_config).save_pretrained(folder / "text_encoder")
+    Gemma3ForConditionalGeneration(config).save_pretrained(folder)
+    if with_tokenizer:
+        _tokenizer(folder)
+    return Path(folder)
+
+
+def build_tiny_ltx2(folder: Path, *, with_upsampler: bool = True, seed: int = 0) -> Path:
+    """Write a complete tiny LTX-2.3 diffusers folder (with ``latent_upsampler/``) to ``folder``; return it."""
+    import torch
+    from diffusers import AutoencoderKLLTX2Audio, AutoencoderKLLTX2Video, FlowMatchEulerDiscreteScheduler, LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2 import LTX2LatentUpsamplerModel, LTX2TextConnectors
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    text_hidden, text_layers = 16, 2
+
+    build_tiny_gemma(folder / "text_encoder", seed=seed, hidden_size=text_hidden, num_layers=text_layers)
     _tokenizer(folder / "tokenizer")
 
     # Video stream 2 heads × 8 = 16 wide, audio stream 2 × 4 = 8 wide; the connectors emit exactly those widths.

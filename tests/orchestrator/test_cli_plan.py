@@ -95,3 +95,28 @@ def test_every_vad_plans_real_speech_with_cuts_in_pauses(tmp_path, speech_flac, 
     plan = Plan.from_dict(data)
     assert plan.vad == vad and len(plan.segments) >= 4
     assert sum(s.cut == "forced" for s in plan.segments) == 0
+
+
+def test_plan_prints_the_ltx2_cost_and_picks_the_cheapest_target(tmp_path, speech_flac, portrait_png):
+    from fractions import Fraction
+
+    from generators.ltx2 import LTX2Generator
+    from orchestrator.config import LTX2Options
+
+    generator = {"backend": "ltx2", "model_variant": "distilled", "chaining": "tail"}
+    project = write_project(tmp_path, speech_flac, portrait_png, generator=generator,
+                            segmenter={"target_segment_s": None, "max_seams_per_minute": 20})  # fmt: skip
+    proc = longtake("plan", str(project), check=True)
+    plan = Plan.load(tmp_path / "project.longtake-work" / "plan.json")
+    model = LTX2Generator.cost_model(LTX2Options(**{k: v for k, v in generator.items() if k != "backend"}))
+    total = sum(model.segment_cost(width=plan.width, height=plan.height, num_frames=s.gen_frames, fps=Fraction(24)).total for s in plan.segments)
+    match = re.search(r"estimated cost: ([\d,.]+) GPU-s for ([\d.]+) s of video = ([\d.]+) GPU-s per output second", proc.stdout)
+    assert match, proc.stdout
+    assert float(match.group(1).replace(",", "")) == pytest.approx(total, abs=0.6)
+    assert float(match.group(3)) == pytest.approx(total / (plan.total_frames / 24), abs=0.006)
+    assert re.search(r"target segment length [\d.]+ s \(not set: the cheapest per output second", proc.stdout)
+    assert "basis: " in proc.stdout and "EXTRAPOLATED" in proc.stdout
+
+    explicit = write_project(tmp_path / "explicit", speech_flac, portrait_png, generator=generator)
+    out = longtake("plan", str(explicit), check=True).stdout
+    assert "target segment length 4 s (segmenter.target_segment_s)" in out
