@@ -278,7 +278,15 @@ def _detail(exc: BaseException) -> str:
 
 
 def _translate(exc: BaseException, what: str, where: str, base_url: str | None) -> Exception:
-    """One sentence for a failed call; exit 2 for the key or the settings, 1 otherwise (finished segments are kept)."""
+    """One sentence for a failed call; exit 2 for the key or the settings, 1 otherwise (finished segments are kept).
+
+    ``answered`` on the error says whether fal answered at all (an HTTP status), i.e. whether a submit surely failed."""
+    error = _sentence(exc, what, where, base_url)
+    error.answered = _http_status(exc) is not None  # type: ignore[attr-defined]
+    return error
+
+
+def _sentence(exc: BaseException, what: str, where: str, base_url: str | None) -> Exception:
     import httpx
     from fal_client.auth import MissingCredentialsError
 
@@ -473,7 +481,22 @@ class FalGenerator(Generator):
         args["image_url"] = image_url
         if request.chaining == "bookend":
             args["end_image_url"] = image_url  # the portrait again: the segment ends where it started
-        handle = self._call(lambda: self._client.submit(self.endpoint, arguments=args), "submitting", where)
+        previous = self.journal.read(key)
+        if previous and previous.get("status") == "submitting":
+            log.warning(
+                "segment %d: a previous run stopped while submitting it to fal.ai, before fal's answer arrived; if fal had "
+                "accepted that request it is charged although its id never reached this machine; submitting again",
+                request.segment_index,
+            )
+        # An intent first: the only window a crash cannot re-attach across is the one between this write and the next.
+        self.journal.write(key, {"segment": request.segment_index, "endpoint": self.endpoint, "status": "submitting",
+                                 "started_at": time.time()})
+        try:
+            handle = self._submit_request(args, where)
+        except (ConfigError, GeneratorError) as exc:
+            if getattr(exc, "answered", False):  # fal answered with an error: nothing was accepted, nothing to warn about
+                self.journal.path(key).unlink(missing_ok=True)
+            raise
         record = {
             "segment": request.segment_index,
             "endpoint": self.endpoint,
@@ -487,6 +510,9 @@ class FalGenerator(Generator):
         self.submissions += 1
         log.info("segment %d: submitted to fal.ai as request %s", request.segment_index, handle.request_id)
         return record
+
+    def _submit_request(self, args: dict, where: str):
+        return self._call(lambda: self._client.submit(self.endpoint, arguments=args), "submitting", where)
 
     def _top_up(self, exclude: str) -> None:
         """Submit queued independent segments until max_in_flight requests are on fal."""

@@ -160,25 +160,15 @@ def tail_range(plan: Plan, seg: Segment) -> tuple[int, int]:
 def run_segment(
     *,
     generator: "Generator",
-    plan: Plan,
-    seg: Segment,
-    prompt: str,
-    negative_prompt: str,
-    seed: int,
-    portrait: np.ndarray,
-    audio: np.ndarray,
-    context: np.ndarray | None,
-    identity_anchor_strength: float,
     out: "EntryWriter",
     progress: Callable[[int, int, str], None] | None,
     job_key: str = "",
+    **fields,
 ) -> None:
-    request = build_request(
-        plan=plan, seg=seg, prompt=prompt, negative_prompt=negative_prompt, seed=seed, portrait=portrait, audio=audio, context=context,
-        identity_anchor_strength=identity_anchor_strength, out_dir=out.dir, job_key=job_key,
-    )
+    """Generate one segment into ``out``; ``fields`` are ``build_request``'s (plan, seg, prompt, …)."""
+    request = build_request(out_dir=out.dir, job_key=job_key, **fields)
     result = generator.generate(request, progress)
-    _check_and_register(plan, seg, result, seed, out)
+    _check_and_register(fields["plan"], fields["seg"], result, fields["seed"], out)
 
 
 def build_request(

@@ -136,10 +136,18 @@ def test_kill_9_in_flight_then_rerun_pays_once_per_segment(tmp_path, speech_flac
         project = fal_project(tmp_path / "killed", speech_flac, portrait_png, "bookend", max_in_flight=2)
         proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(project), "--json"], cwd=REPO, env=env_for(slow),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Kill once two requests are in flight, i.e. their ids are on disk (a kill inside the microseconds between
+        # fal accepting a request and its id reaching the disk cannot be re-attached: see the warning test below).
+        journal = tmp_path / "killed" / "project.longtake-work" / "fal"
+
+        def in_flight() -> int:
+            records = [json.loads(f.read_text()) for f in journal.glob("*.json")] if journal.is_dir() else []
+            return sum(1 for r in records if r.get("status") == "submitted" and r.get("request_id"))
+
         deadline = time.monotonic() + 120
-        while slow.submissions < 2 and time.monotonic() < deadline and proc.poll() is None:
-            time.sleep(0.05)
-        assert slow.submissions >= 2, "the run never had two requests in flight"
+        while in_flight() < 2 and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.02)
+        assert in_flight() >= 2, "the run never had two requests in flight"
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         submitted_before = slow.submissions
@@ -239,3 +247,19 @@ def test_run_refuses_above_max_cost_unless_yes(tmp_path, fake, speech_flac, port
     assert code == 2 and "above generator.max_cost_usd $0.00" in err and "--yes" in err and fake.submissions == 0
     code, _out, err = run_in_process(project, monkeypatch, capsys, fake, "--yes")
     assert code == 0, err
+
+
+def test_a_kill_while_submitting_is_warned_about(tmp_path, fake, speech_flac, portrait_png, monkeypatch, capsys):
+    project = fal_project(tmp_path / "p", speech_flac, portrait_png, "last-frame")
+    real_submit = falgen.FalGenerator._submit_request
+
+    def killed_while_submitting(self, *args, **kwargs):
+        raise KeyboardInterrupt  # as if the process died between "submitting" and fal's answer
+
+    monkeypatch.setattr(falgen.FalGenerator, "_submit_request", killed_while_submitting)
+    code, _out, _err = run_in_process(project, monkeypatch, capsys, fake)
+    assert code == 130
+    monkeypatch.setattr(falgen.FalGenerator, "_submit_request", real_submit)
+    code, _out, err = run_in_process(project, monkeypatch, capsys, fake)
+    assert code == 0, err
+    assert "segment 0: a previous run stopped while submitting it to fal.ai" in err
