@@ -17,6 +17,9 @@ Sections (``--sections``; all by default):
                 per segment (fresh generator, no prompt cache), in the same process.
 - ``big``       one 1088×1920, 481-frame segment.
 - ``lowmem``    one 704×1280 segment with ``offload: sequential`` + ``fp8_storage``.
+- ``plan``      the bundled 3-minute explainer's plan at 704×1280 and 1088×1920, distilled and dev,
+                priced from per-pass times measured at each of its segment lengths
+                (``benchmarks/ltx2_bench_plan.py``; not in the default sections).
 
 Denoising steps are reduced (``--stage1-steps``, default 1 guided step = 4
 transformer passes; stage 2 always runs its 3 distilled steps), and the full
@@ -507,6 +510,10 @@ def summarize(figures: dict, fps: float = 24.0) -> str:
             n = sum(walls) + len(walls) * per_rebuild
             say(f"  EXTRAPOLATED {label}: ours {o:.0f} s, naive {n:.0f} s → {n / o:.2f}× "
                 f"(the naive loop re-pays {per_rebuild:.1f} s per segment: model load + Gemma load + prompt encoding)")  # fmt: skip
+    if figures.get("plan", {}).get("priced"):
+        from benchmarks.ltx2_bench_plan import summarize_plan
+
+        out.extend(summarize_plan(figures["plan"]))
     low = figures.get("lowmem")
     if low:
         row = low["rows"][0]
@@ -552,6 +559,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stage1-steps", type=int, default=1)
     ap.add_argument("--segments", type=int, default=3)
     ap.add_argument("--num-frames", type=int, default=481)
+    ap.add_argument("--plan-max-lengths", type=int, default=6, help="plan section: measure at most this many distinct segment lengths per size (0: all); the rest are interpolated")
     ap.add_argument("--summarize", type=Path, nargs="+", default=None, help="merge these JSON results and print the report")
     args = ap.parse_args(argv)
     if args.summarize:
@@ -694,6 +702,45 @@ def main(argv: list[str] | None = None) -> int:
         figures["lowmem"] = {"size": f"{w}x{h}", "num_frames": num_frames, "rows": rows}
         save()
         gen.close()
+
+    if "plan" in sections:
+        from benchmarks import ltx2_bench_plan as PB
+        from generators.ltx2 import vae_compression_from_config
+
+        sizes = [(w, h), (1080, 1920) if not args.tiny else (big["width"], big["height"])]
+        log(f"plan: the bundled explainer planned at {sizes}, recipes {list(PB.RECIPES)}")
+        plans = PB.demo_plans(model_dir, sizes, work, tiny=args.tiny)
+        # One pass per stage-1 step (no guidance) and 1 step: each stage's per-pass time, measured.
+        gen = LTX2Generator(opts(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0), cache_dir=work / "plan-cache")
+        t = time.perf_counter()
+        gen.load()
+        load_s = time.perf_counter() - t
+        t = time.perf_counter()
+        gen.encode_prompts([PROMPTS[0], NEGATIVE])
+        fixed_s = load_s + time.perf_counter() - t
+        measured: dict[str, dict] = {}
+        try:
+            for size in dict.fromkeys(tuple(p["size"]) for p in plans.values()):
+                lengths = [f for p in plans.values() if tuple(p["size"]) == size for f in p["gen_frames"]]
+                chosen = PB.pick_lengths(lengths, args.plan_max_lengths)
+                context_frames = next(p["context_frames"] for p in plans.values() if tuple(p["size"]) == size)
+                measured["%dx%d" % size] = PB.measure_lengths(
+                    gen, make_request, width=size[0], height=size[1], lengths=chosen, context_frames=context_frames, work=work, log=log
+                )
+                save_plan = {"plans": plans, "measured": measured, "fixed_s": fixed_s}
+                figures["plan"] = {**save_plan, "priced": {}}
+                save()
+        finally:
+            gen.close()
+        temporal, spatial = vae_compression_from_config(model_dir)
+        priced = {}
+        for key, plan in plans.items():
+            at = measured.get("%dx%d" % tuple(plan["size"]))
+            if at:
+                priced[key] = PB.price_plan(plan, at, temporal=temporal, spatial=spatial, fixed_s=fixed_s)
+        figures["plan"] = {"plans": plans, "measured": measured, "fixed_s": fixed_s, "priced": priced}
+        save()
+        log("\n".join(PB.summarize_plan(figures["plan"])))
 
     if "writer" in sections:
         figures["writer_fps"] = {f"{sz['width']}x{sz['height']}": writer_fps(sz["width"], sz["height"], 96 if cuda else 8, work) for sz in (small, big)}

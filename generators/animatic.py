@@ -48,7 +48,7 @@ from orchestrator.timebase import frame_to_sample
 from segmenters.plan import CHAIN_MODES, FrameGrid
 from stitchers.clip_io import BackgroundClipWriter
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 ANIMATIC_VERSION = "animatic-v2"
 PREVIEW_LABEL = "ANIMATIC PREVIEW"

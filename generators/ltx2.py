@@ -36,7 +36,7 @@ from generators.base import GenerateRequest, GenerateResult, Generator, Progress
 from orchestrator.errors import GeneratorError
 from segmenters.plan import FrameGrid
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 # LTX-2.3's video VAE: 8 frames per latent frame, 32 px per latent pixel.
 LTX2_TEMPORAL_COMPRESSION = 8
@@ -180,6 +180,7 @@ class LTX2Generator(Generator):
         self._prompt_cache = None
         self._stage2_adapter: tuple[str, float] | None = None
         self._preflighted: set[tuple[int, int, int, bool]] = set()
+        self.speed = None  # ltx2_speed.SpeedState once loaded
 
     # ------------------------------------------------------------------------------ shape rules
     @classmethod
@@ -234,6 +235,12 @@ class LTX2Generator(Generator):
             "model_variant", "stage2_lora_scale", "fp8_storage",
         )  # fmt: skip
         fp = {k: getattr(o, k, None) for k in keys}
+        # Speed options join the identity only when set, so the caches of runs without them stay valid.
+        from generators.ltx2_speed import SPEED_DEFAULTS
+
+        for key, default in SPEED_DEFAULTS.items():
+            if getattr(o, key, default) != default:
+                fp[key] = getattr(o, key)
         lora = getattr(o, "stage2_lora", None)
         if lora and self.two_stage:
             from generators.ltx2_loading import file_fingerprint
@@ -272,7 +279,10 @@ class LTX2Generator(Generator):
             return
         from generators import ltx2_loading as L
 
+        from generators.ltx2_speed import apply_speed_options, check_speed_options
+
         o = self.options
+        check_speed_options(o)
         L.check_device(o.device)
         info = self.model_info()
         if str(o.device).startswith("cuda"):
@@ -300,6 +310,9 @@ class LTX2Generator(Generator):
                 "ltx-2.3-22b-distilled-lora-384.safetensors for LTX's intended quality"
             )
         L.place_pipeline(pipe, device=o.device, offload=o.offload, fp8_storage=getattr(o, "fp8_storage", False), dtype=o.dtype)
+        self.speed = apply_speed_options(pipe, o, stage2_adapter=self._stage2_adapter)
+        if self.speed.fused_lora is not None:
+            self._stage2_adapter = None  # stage 2 swaps in the fused weights instead of switching PEFT's adapter on
         self.pipeline = pipe
         self.stats.model_loads += 1
 
@@ -442,6 +455,7 @@ class LTX2Generator(Generator):
         from concurrent.futures import ThreadPoolExecutor
 
         from generators.ltx2_pipeline import StageClock, rgb_to_ycbcr_planes
+        from generators.ltx2_speed import drop_all_ones_mask, needs_mask_free
         from stitchers.clip_io import BackgroundClipWriter
 
         started = time.perf_counter()
@@ -455,6 +469,10 @@ class LTX2Generator(Generator):
         with clock("text_encode"):
             positive = self._embeddings(request.prompt)
             negative = self._embeddings(request.negative_prompt) if self.needs_negative_prompt else None
+        if needs_mask_free(getattr(o, "attention", "auto")):
+            why = f"generator.attention: {o.attention}"
+            positive = drop_all_ones_mask(positive, why)
+            negative = None if negative is None else drop_all_ones_mask(negative, why)
         conditions = build_conditions(request, image_crf=o.image_crf, temporal=pipe.vae_temporal_compression_ratio)
         L.configure_vae_tiling(pipe, o.vae_tiling, width=request.width, height=request.height, num_frames=request.num_frames)
         with clock("condition_encode"):
@@ -485,6 +503,7 @@ class LTX2Generator(Generator):
             distilled_stage1=self.distilled_stage1,
             generator=torch.Generator("cpu").manual_seed(int(request.seed)),
             stage2_adapter=self._stage2_adapter,
+            stage2_weights=self.speed.stage2_weights() if self.speed is not None else None,
             on_step=on_step,
             clock=clock,
         )

@@ -38,7 +38,7 @@ from typing import Any, Iterable
 
 from orchestrator.errors import GeneratorError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 GiB = 1024**3
 

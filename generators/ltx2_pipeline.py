@@ -23,6 +23,7 @@ One-stage mode is step 2 at full size. Prompts arrive as cached
 
 from __future__ import annotations
 
+import contextlib
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -327,10 +328,12 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         stage2_adapter: tuple[str, float] | None = None,
         on_step: Callable[[str, int], None] | None = None,
         clock: StageClock | None = None,
+        stage2_weights: Callable[[], Any] | None = None,
     ) -> A2VResult:
         """Generate video latents for ``num_frames`` frames at ``height``×``width`` driven by ``audio_latents``.
 
         ``stage2_adapter`` names a loaded LoRA adapter (and its scale) that is active in stage 2 only.
+        ``stage2_weights`` makes a context manager entered around stage 2 only (``ltx2_speed.FusedLoRA.active``).
         """
         guidance = guidance or VideoGuidance.off()
         clock = clock or StageClock(self.execution_device)
@@ -380,6 +383,9 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         if adapters_on:
             self.transformer.enable_lora()
             self.transformer.set_adapters([stage2_adapter[0]], [stage2_adapter[1]])
+        stage2_context = contextlib.ExitStack()
+        if stage2_weights is not None:
+            stage2_context.enter_context(stage2_weights())
         try:
             stage2 = self.run_stage(
                 **common,
@@ -395,6 +401,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
                 stage_name="stage2",
             )
         finally:
+            stage2_context.close()
             if adapters_on:
                 self.transformer.disable_lora()
         stages.append(stage2)

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,7 +23,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 # LTX-2.x encodes every prompt padded to 1024 Gemma tokens (ltx-core and diffusers agree).
 MAX_SEQUENCE_LENGTH = 1024
@@ -37,10 +35,11 @@ class PromptEmbeddings:
 
     video: "torch.Tensor"  # [1, tokens, video context dim]
     audio: "torch.Tensor"  # [1, tokens, audio context dim]
-    mask: "torch.Tensor"  # [1, tokens], 1 = attend
+    mask: "torch.Tensor | None"  # [1, tokens], 1 = attend; None: attend to every token (ltx2_speed drops an all-ones mask)
 
     def to(self, device, dtype) -> "PromptEmbeddings":
-        return PromptEmbeddings(self.video.to(device, dtype), self.audio.to(device, dtype), self.mask.to(device))
+        mask = None if self.mask is None else self.mask.to(device)
+        return PromptEmbeddings(self.video.to(device, dtype), self.audio.to(device, dtype), mask)
 
 
 @dataclass
@@ -99,15 +98,11 @@ class PromptEmbeddingCache:
             return
         from safetensors.torch import save_file
 
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.close(fd)
-        try:
-            save_file({"video": cpu.video, "audio": cpu.audio, "mask": cpu.mask}, tmp, metadata={"prompt": prompt, "text_identity": self.text_identity})
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        from orchestrator.atomic import atomic_path
+
+        with atomic_path(path, doing=f"save a prompt embedding to {path.parent}",
+                         elsewhere="set `workdir:` in the project file to another disk") as tmp:
+            save_file({"video": cpu.video, "audio": cpu.audio, "mask": cpu.mask}, str(tmp), metadata={"prompt": prompt, "text_identity": self.text_identity})
 
 
 def encode_prompt(pipe, prompt: str, *, device, dtype) -> PromptEmbeddings:

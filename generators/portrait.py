@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import os
+import warnings as _py_warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,9 +29,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from orchestrator.errors import MediaError
+from orchestrator.errors import MediaError, not_a_file
 
 MIN_SHORT_SIDE_PX = 512  # below this the video looks soft at 1080×1920
+MAX_USEFUL_SIDE_PX = 2000  # the tallest output (1920) needs no more; larger only costs memory
 MIN_JPEG_QUALITY = 60  # estimated libjpeg quality below which blocking shows after upscaling
 FACE_CENTER_Y_FRAC = 0.40  # face-box centre as a fraction of the frame height: eyes near the upper third
 FACE_CENTER_X_TOLERANCE = 0.10  # off-centre by up to this (of the width) before padding is used to fix it
@@ -75,9 +77,9 @@ def prepare_portrait(path: Path, width: int, height: int) -> PreparedPortrait:
     width, height = int(width), int(height)
 
     # 2. read the file once: pixels, orientation, compression
-    rgb, jpeg_quality, had_alpha = _read_image(path)
-    src_h, src_w = rgb.shape[:2]
     warnings: list[str] = []
+    rgb, jpeg_quality, had_alpha = _read_image(path, warnings)
+    src_h, src_w = rgb.shape[:2]
     if min(src_w, src_h) < MIN_SHORT_SIDE_PX:
         warnings.append(
             f"portrait {path.name} is small ({src_w}×{src_h} px, shorter side under {MIN_SHORT_SIDE_PX} px): "
@@ -131,22 +133,39 @@ def prepare_portrait(path: Path, width: int, height: int) -> PreparedPortrait:
 # reading
 # ------------------------------------------------------------------------------------
 
-def _read_image(path: Path) -> tuple[np.ndarray, int | None, bool]:
-    """(RGB uint8 pixels upright, estimated JPEG quality or None, whether it had transparency)."""
+def _read_image(path: Path, warnings: list[str]) -> tuple[np.ndarray, int | None, bool]:
+    """(RGB uint8 pixels upright, estimated JPEG quality or None, whether it had transparency).
+
+    PIL's DecompressionBombWarning (a very large image) becomes one of ``warnings``.
+    """
     fix = "check `portrait:` in the project file"
-    if not path.exists():
+    problem = not_a_file(path)
+    if problem == "does not exist":
         raise MediaError(f"portrait file is missing: {path} ({fix})")
-    if path.is_dir():
-        raise MediaError(f"portrait path is a folder, not an image: {path} ({fix})")
+    if problem:
+        raise MediaError(f"portrait {path} {problem} ({fix})")
     if not os.access(path, os.R_OK):
         raise MediaError(f"portrait file is not readable: {path} (check its permissions)")
     try:
-        with Image.open(path) as im:
-            im.load()
-            jpeg_quality = estimate_jpeg_quality(im)
-            im = ImageOps.exif_transpose(im)
-            rgb, had_alpha = _to_rgb(im)
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+        with _py_warnings.catch_warnings(record=True) as caught:
+            _py_warnings.simplefilter("always", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                im.load()
+                jpeg_quality = estimate_jpeg_quality(im)
+                im = ImageOps.exif_transpose(im)
+                rgb, had_alpha = _to_rgb(im)
+        for w in caught:
+            if issubclass(w.category, Image.DecompressionBombWarning):
+                warnings.append(
+                    f"portrait {path.name} is very large ({rgb.shape[1]}×{rgb.shape[0]}, {rgb.shape[0] * rgb.shape[1] / 1e6:.0f} MP): "
+                    f"reading it takes a lot of memory and time, and the video is {MAX_USEFUL_SIDE_PX} px tall at most; "
+                    f"downscale it to about {MAX_USEFUL_SIDE_PX} px on the long side"
+                )
+            else:  # anything else PIL says about the file goes on as it came
+                _py_warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    except Image.DecompressionBombError:
+        raise MediaError(_too_many_pixels(path)) from None
+    except UnidentifiedImageError as exc:
         raise MediaError(
             f"cannot read portrait {path}: not an image this build can decode ({exc}); save it as PNG, JPEG or WebP"
         ) from None
@@ -156,6 +175,26 @@ def _read_image(path: Path) -> tuple[np.ndarray, int | None, bool]:
     if rgb.shape[0] < 2 or rgb.shape[1] < 2:
         raise MediaError(f"portrait {path} is only {rgb.shape[1]}×{rgb.shape[0]} px; use a real photo")
     return rgb, jpeg_quality, had_alpha
+
+
+def _too_many_pixels(path: Path) -> str:
+    """The sentence for an image over PIL's decompression-bomb limit: its size, the limit, and to downscale."""
+    limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
+    size = ""
+    saved = Image.MAX_IMAGE_PIXELS
+    try:
+        Image.MAX_IMAGE_PIXELS = None  # only to read the header's size; nothing is decoded
+        with Image.open(path) as im:
+            size = f"{im.width}×{im.height} = {im.width * im.height / 1e6:.0f} MP, "
+    except Exception:  # noqa: BLE001 - the size is only a nicety in the message
+        pass
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+    return (
+        f"portrait {path} has too many pixels ({size}over the limit of {limit / 1e6:.0f} MP that longtake decodes, "
+        f"a guard against images that would fill the memory); downscale it to about {MAX_USEFUL_SIDE_PX} px "
+        f"on the long side and save it again"
+    )
 
 
 def _to_rgb(im: Image.Image) -> tuple[np.ndarray, bool]:

@@ -33,9 +33,9 @@ from typing import Any, Iterator
 
 from orchestrator import __version__ as LONGTAKE_VERSION
 from orchestrator.atomic import atomic_write_text, fsync_dir
-from orchestrator.errors import LongtakeError, WorkdirError
+from orchestrator.errors import LongtakeError, WorkdirError, concerns, find_write_os_error, write_failure
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 CACHE_DIRNAME = "cache"
 MANIFEST_NAME = "manifest.json"
@@ -51,9 +51,6 @@ _WORK_PREFIXES = (_TMP_PREFIX, _TRASH_PREFIX, _BROKEN_PREFIX)
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-
-_DISK_FULL_ERRNOS = {_errno.ENOSPC, _errno.EDQUOT}
-_READ_ONLY_ERRNOS = {_errno.EROFS, _errno.EACCES, _errno.EPERM}
 
 # Working folders this process is filling right now; a sweep must not remove
 # them even though their pid (ours) is alive. Folders with our pid that are NOT
@@ -441,10 +438,10 @@ class StepCache:
     def _translate(self, exc: BaseException, step: str, folder: Path) -> WorkdirError | None:
         if not isinstance(exc, Exception):
             return None  # Ctrl-C / SystemExit stay what they are
-        os_exc = _find_os_error(exc)
+        os_exc = find_write_os_error(exc)
         if os_exc is None:
             return None
-        if os_exc.filename and not _is_within(Path(os.fsdecode(os_exc.filename)), self.workdir):
+        if not concerns(os_exc, self.workdir, folder_only=True):
             return None  # some other disk's problem; not ours to reword
         return workdir_error(os_exc, folder, f"write the cache entry for step `{step}`")
 
@@ -518,43 +515,12 @@ class StepCache:
 # ------------------------------------------------------------------------ helpers
 
 
-def workdir_error(exc: OSError, folder: Path, doing: str) -> WorkdirError | None:
-    """A sentence for a full or read-only work folder, or None for other OS errors."""
-    code = exc.errno
-    folder = Path(folder)
-    if code in _DISK_FULL_ERRNOS:
-        free, total = _disk_usage(folder)
-        what = "the disk quota is exceeded" if code == _errno.EDQUOT else "the disk is full"
-        room = f"{_human_bytes(free)} free of {_human_bytes(total)}" if free is not None else "free space unknown"
-        return WorkdirError(
-            f"could not {doing} in {folder}: {what} ({room}). "
-            "Free space or set `workdir:` in the project file to another disk, then run again; finished steps are kept.",
-            path=folder,
-            errno=code,
-            free_bytes=free,
-        )
-    if code in _READ_ONLY_ERRNOS:
-        what = "the folder is on a read-only file system" if code == _errno.EROFS else "permission denied"
-        return WorkdirError(
-            f"could not {doing} in {folder}: {what} ({exc.strerror or os.strerror(code)}). "
-            "Make the folder writable or set `workdir:` in the project file to another disk, then run again; "
-            "finished steps are kept.",
-            path=folder,
-            errno=code,
-            free_bytes=None,
-        )
-    return None
-
-
-def _find_os_error(exc: BaseException | None) -> OSError | None:
-    """The first disk-full/read-only OSError in ``exc`` or its cause/context chain."""
-    seen = 0
-    while exc is not None and seen < 16:
-        if isinstance(exc, OSError) and exc.errno in (_DISK_FULL_ERRNOS | _READ_ONLY_ERRNOS):
-            return exc
-        exc = exc.__cause__ or exc.__context__
-        seen += 1
-    return None
+def workdir_error(exc: BaseException, folder: Path, doing: str) -> WorkdirError | None:
+    """A sentence for a full or read-only work folder (``orchestrator.errors.write_failure``), or None for other errors."""
+    return write_failure(
+        exc, Path(folder), f"{doing} in {folder}",
+        elsewhere="set `workdir:` in the project file to another disk", then="Finished steps are kept.", cls=WorkdirError,
+    )
 
 
 def _manifest_problem(m: Any, step: str, key: str) -> str:
@@ -657,37 +623,6 @@ def _tree_bytes(path: Path) -> int:
             with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(dirpath, f)).st_size
     return total
-
-
-def _is_within(path: Path, folder: Path) -> bool:
-    try:
-        path.absolute().relative_to(folder.absolute())
-        return True
-    except ValueError:
-        return False
-
-
-def _disk_usage(folder: Path) -> tuple[int | None, int | None]:
-    probe = folder
-    while True:
-        try:
-            usage = shutil.disk_usage(probe)
-            return usage.free, usage.total
-        except OSError:
-            if probe.parent == probe:
-                return None, None
-            probe = probe.parent
-
-
-def _human_bytes(n: int | None) -> str:
-    if n is None:
-        return "unknown"
-    value = float(n)
-    for unit in ("bytes", "KB", "MB", "GB", "TB"):
-        if value < 1024 or unit == "TB":
-            return f"{int(value)} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{n} bytes"
 
 
 def _utc_now() -> str:

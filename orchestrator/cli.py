@@ -9,16 +9,24 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
+import os
 import signal
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 import click
 
 from orchestrator import __version__
-from orchestrator.errors import ConfigError, LongtakeError, RunInterrupted
+from orchestrator.errors import (
+    ConfigError,
+    LongtakeError,
+    RunInterrupted,
+    check_writable_folder,
+    find_write_os_error,
+    write_failure,
+)
 from orchestrator.events import Events, EventsLogHandler
 from orchestrator.timebase import format_timestamp
 
@@ -42,7 +50,25 @@ def _parse_indices(value: str | None, option: str) -> set[int] | None:
         raise ConfigError(f"{option} takes segment numbers separated by commas, like 3,7; got {value!r}") from None
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def _set_global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        root = ctx.find_root()
+        root.ensure_object(dict)
+        root.obj[param.name] = True
+
+
+class _Group(click.Group):
+    """Accepts the global flags after the subcommand too (`longtake run p.yaml -v`), as users type them."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        cmd.params += [
+            click.Option(["--debug"], is_flag=True, expose_value=False, callback=_set_global_flag, help="Show the full traceback of an error."),
+            click.Option(["-v", "--verbose"], is_flag=True, expose_value=False, callback=_set_global_flag, help="Also print informational messages."),
+        ]
+        super().add_command(cmd, name)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="longtake")
 @click.option("--debug", is_flag=True, help="Show the full traceback of an error.")
 @click.option("-v", "--verbose", is_flag=True, help="Also print informational messages.")
@@ -68,6 +94,7 @@ def _load(project_file: Path):
 @click.pass_context
 def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None) -> None:
     """Split the voiceover into generation segments; write plan.json and plan.png to the workdir."""
+    from orchestrator.atomic import atomic_copy
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
@@ -78,7 +105,7 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
         the_plan = graph.run_plan()
         entry = graph.entries["plan"]
         for name in ("plan.json", "plan.png"):
-            shutil.copyfile(entry.output(name), Path(project.workdir) / name)
+            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
     events.clear()
     if json_out:
         click.echo(the_plan.to_json(), nl=False)
@@ -163,12 +190,14 @@ def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: s
 
 # -- status ------------------------------------------------------------------------------------
 
-def format_status(statuses, only_pending: bool = False) -> str:
+def format_status(statuses, only_pending: bool = False, warnings: bool = False) -> str:
     lines = []
     for s in statuses:
         if only_pending and s.done:
             continue
         lines.append(f"{s.node:<16} {'done' if s.done else 'to run':<7} {'' if s.done else s.reason}".rstrip())
+        if warnings:
+            lines += [f"{'':<16} warning: {w}" for w in getattr(s, "warnings", ())]
     return "\n".join(lines)
 
 
@@ -186,7 +215,7 @@ def status(ctx: click.Context, project_file: Path, json_out: bool) -> None:
     if json_out:
         click.echo(json.dumps([s.to_dict() for s in statuses], indent=1))
     else:
-        click.echo(format_status(statuses))
+        click.echo(format_status(statuses, warnings=True))
     ctx.exit(0 if all(s.done for s in statuses) else 1)
 
 
@@ -238,10 +267,15 @@ def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Pa
     from segmenters.plan import Plan
     from stitchers.report import build_report, format_summary
 
-    _setup(ctx)
+    events = _setup(ctx)
     the_plan = Plan.load(plan_file) if plan_file else None
     out_dir = out_dir or video.parent / (video.stem + ".report")
-    result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir)
+    check_writable_folder(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder")
+    try:
+        result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir,
+                              progress=lambda done, total: events.progress("report: frame", done, total))
+    finally:
+        events.clear()
     if json_out:
         click.echo(json.dumps(result.to_dict(), indent=1, default=str))
     else:
@@ -255,10 +289,22 @@ def _raise_interrupt(signum, frame):  # noqa: ARG001 - signal handler signature
     raise KeyboardInterrupt
 
 
+def _failed_path(exc: BaseException) -> Path:
+    os_exc = find_write_os_error(exc)
+    return Path(os.fsdecode(os_exc.filename)) if os_exc is not None and os_exc.filename else Path.cwd()
+
+
+def _show_python_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ARG001 - showwarning's signature
+    """A library's Python warning, said the longtake way: `warning: …` on stderr and a --json event, no source line."""
+    log.warning("%s (%s from %s:%d)", message, category.__name__, Path(filename).name, lineno)
+
+
 def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     with contextlib.suppress(ValueError):  # not in the main thread (tests calling main())
         signal.signal(signal.SIGTERM, _raise_interrupt)
+    saved_showwarning = warnings.showwarning
+    warnings.showwarning = _show_python_warning
     try:
         code = cli.main(args=argv, prog_name="longtake", standalone_mode=False)
         return int(code or 0)
@@ -274,11 +320,19 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         click.echo(f"error: {exc}", err=True)
         return exc.exit_code
-    except Exception:
+    except Exception as exc:
+        # The last net for a disk problem some writer met outside the translated paths: still a sentence.
+        translated = write_failure(exc, _failed_path(exc))
+        if translated is not None:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {translated}", err=True)
+            return translated.exit_code
         traceback.print_exc()
         click.echo("error: longtake hit an unexpected error (above). Finished steps are kept; please report this with --debug output.", err=True)
         return 1
     finally:
+        warnings.showwarning = saved_showwarning
         # A command's progress handler must not outlive it (main() may be called again in one process).
         log.handlers[:] = [h for h in log.handlers if not isinstance(h, EventsLogHandler)]
         log.propagate = True

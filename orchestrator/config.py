@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, not_a_file
 from orchestrator.timebase import parse_fps
 
 MAX_PASS_S = 20.0  # LTX-2.3's positional embedding is trained on 20 s; no pass may be longer
@@ -121,6 +121,21 @@ class LTX2Options(_GeneratorBase):
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
     # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
     fp8_storage: bool = False
+    # Speed options (generators/ltx2_speed.py; the README says which are exact). Approximate ones are off by default.
+    fp8_linears: Literal["off", "on", "emulated"] = "off"
+    fp8_edge_blocks_bf16: int = Field(1, ge=0)
+    fp8_keep_bf16: list[str] = Field(default_factory=list)
+    compile: Literal["off", "blocks"] = "off"
+    attention: Literal["auto", "native", "sage", "sage-hub"] = "auto"
+    stage2_lora_mode: Literal["unfused", "fused"] = "unfused"
+
+    @field_validator("fp8_linears", "compile", mode="before")
+    @classmethod
+    def _yaml_off(cls, value: Any, info) -> Any:
+        # YAML reads a bare `off` / `on` as a boolean.
+        if isinstance(value, bool):
+            return ("on" if info.field_name == "fp8_linears" else "blocks") if value else "off"
+        return value
 
 
 class AnimaticOptions(_GeneratorBase):
@@ -228,6 +243,9 @@ class Project(_Strict):
 def load_project(path: str | Path) -> Project:
     """Read, validate and resolve a project file; raise ConfigError listing every problem."""
     path = Path(path)
+    problem = not_a_file(path)
+    if problem and problem != "does not exist":
+        raise ConfigError(f"project file {path} {problem}; name the project's .yaml file")
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -250,6 +268,9 @@ def parse_project(text: str, path: Path) -> Project:
         if context:
             problem = f"{context}, {problem}"
         raise ConfigError(f"{where}: the project file is not valid YAML: {problem} (check indentation and quoting)") from None
+    duplicates = _duplicate_keys(root, path)
+    if duplicates:
+        raise ConfigError(f"{path}: {len(duplicates)} key(s) set twice in the project file", duplicates)
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -259,6 +280,30 @@ def parse_project(text: str, path: Path) -> Project:
     except ValidationError as exc:
         raise ConfigError(f"{path}: {exc.error_count()} problem(s) in the project file", _describe_errors(exc, root, path, data)) from None
     return _resolve_paths(project, path)
+
+
+def _duplicate_keys(node: yaml.Node | None, path: Path, where: tuple[str, ...] = ()) -> list[str]:
+    """Every key set twice in one mapping, at any depth, with both lines (YAML itself lets the last one win silently)."""
+    problems: list[str] = []
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[tuple[str, str], int] = {}
+        for key_node, value_node in node.value:
+            name = str(key_node.value) if isinstance(key_node, yaml.ScalarNode) else None
+            if name is not None and key_node.tag != "tag:yaml.org,2002:merge":
+                line = key_node.start_mark.line + 1
+                first = seen.get((key_node.tag, name))
+                seen.setdefault((key_node.tag, name), line)
+                if first is not None:
+                    dotted = ".".join((*where, name))
+                    problems.append(
+                        f"{path.name}:{line}: `{dotted}` is set twice (first on line {first}, again on line {line}); "
+                        "YAML would silently keep the last one: delete one of them"
+                    )
+            problems += _duplicate_keys(value_node, path, (*where, name if name is not None else "?"))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            problems += _duplicate_keys(item, path, (*where[:-1], f"{where[-1]}[{i}]") if where else (f"[{i}]",))
+    return problems
 
 
 def _resolve_paths(project: Project, path: Path) -> Project:

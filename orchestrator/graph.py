@@ -27,7 +27,7 @@ from orchestrator import steps
 from orchestrator.atomic import atomic_write_text
 from orchestrator.cache import CacheEntry, EntryWriter, StepCache, canonical_json, file_sha256, step_key
 from orchestrator.config import Project
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import ConfigError, MediaError, not_a_file
 from orchestrator.events import Events
 from segmenters.plan import INDEPENDENT_MODES, Plan
 
@@ -49,6 +49,16 @@ _INPUT_NAMES = {
 }
 
 
+# Steps whose code returns its warnings in the result instead of logging them (the portrait's and
+# the stitch's): the graph prints them once when the step runs. `status` shows every step's again.
+_QUIET_STEPS = ("portrait", "stitch")
+
+
+def _warnings_of(entry: CacheEntry) -> tuple[str, ...]:
+    found = entry.meta.get("warnings") or ()
+    return tuple(str(w) for w in found) if isinstance(found, (list, tuple)) else ()
+
+
 class _Pending(Exception):
     """A step's key can't be computed yet: an upstream step has not run."""
 
@@ -64,9 +74,10 @@ class StepStatus:
     reason: str  # "done" | "prompt changed" | "missing" | "waits on segment_006" …
     key: str | None = None
     seconds: float | None = None  # duration of the finished step
+    warnings: tuple[str, ...] = ()  # what the finished step warned about (kept in its manifest)
 
     def to_dict(self) -> dict:
-        return {"step": self.node, "done": self.done, "reason": self.reason, "key": self.key}
+        return {"step": self.node, "done": self.done, "reason": self.reason, "key": self.key, "warnings": list(self.warnings)}
 
 
 @dataclass
@@ -156,8 +167,9 @@ class RunGraph:
     def _file_hash(self, path: Path, key: str) -> str:
         path = Path(path)
         if path not in self._file_hashes:
-            if not path.is_file():
-                raise MediaError(f"{key} file not found: {path} (fix `{key}:` in {self.project.project_file or 'the project file'})")
+            problem = not_a_file(path)
+            if problem:
+                raise MediaError(f"{key} file {path} {problem} (fix `{key}:` in {self.project.project_file or 'the project file'})")
             self._file_hashes[path] = file_sha256(path)
         return self._file_hashes[path]
 
@@ -273,7 +285,7 @@ class RunGraph:
         audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
 
         def progress(done: int, total: int, stage: str) -> None:
-            self.events.status(f"segment {index}: {stage} {done}/{total}")
+            self.events.progress(f"segment {index}: {stage}", done, total)
             self.events.emit("progress", step=segment_node(index), stage=stage, done=done, total=total)
 
         if plan.chaining in INDEPENDENT_MODES and not self._prefetched:
@@ -331,7 +343,7 @@ class RunGraph:
         if self._loaded:
             return
         t0 = time.monotonic()
-        self.events.status(f"loading the {self.gen_cls.NAME} generator")
+        self.events.status(f"loading the {self.gen_cls.NAME} generator", final=True)
         self.generator.load()
         plan = self._require_plan()
         self.generator.preflight(plan.width, plan.height, max(s.gen_frames for s in plan.segments))
@@ -372,7 +384,7 @@ class RunGraph:
         result = stitch(
             plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
             stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
-            progress=lambda done, total: self.events.status(f"stitching frame {done}/{total}"),
+            progress=lambda done, total: self.events.progress("stitching frame", done, total),
         )
         w.meta.update(frames=result.frames, duration_s=result.duration_s, size_bytes=result.size_bytes, warnings=list(result.warnings))
 
@@ -397,7 +409,8 @@ class RunGraph:
         from stitchers.report import build_report
 
         report = build_report(self._need("stitch").output("video.mp4"), plan=self._require_plan(),
-                              portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir)
+                              portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir,
+                              progress=lambda done, total: self.events.progress("report: frame", done, total))
         for name in ("report.json", "report.png", "contact_sheet.png"):
             if (w.dir / name).exists():
                 w.add_output(name)
@@ -450,11 +463,11 @@ class RunGraph:
         if entry is not None:
             self.entries[node] = entry
             self.events.emit("step_cached", step=node, key=key[:12])
-            return StepStatus(node, True, "done", key, entry.duration_s)
+            return StepStatus(node, True, "done", key, entry.duration_s, _warnings_of(entry))
         reason = "redo requested" if force else self._why(node, spec, key, params, inputs)
         if not execute:
             return StepStatus(node, False, reason, key)
-        self.events.status(f"{node}: running ({reason})")
+        self.events.status(f"{node}: running ({reason})", final=True)
         self.events.emit("step_started", step=node, reason=reason)
         t0 = time.monotonic()
         self._executing_key = key  # a hosted generator files its request under the segment's key
@@ -466,9 +479,12 @@ class RunGraph:
             raise RuntimeError(f"cache entry for {node} vanished after writing")
         self.entries[node] = entry
         self._remember(node, spec.step, key)
+        if spec.step in _QUIET_STEPS:
+            for text in _warnings_of(entry):
+                log.warning("%s", text)
         seconds = time.monotonic() - t0
         self.events.emit("step_finished", step=node, key=key[:12], seconds=round(seconds, 3))
-        return StepStatus(node, True, f"ran ({reason})", key, seconds)
+        return StepStatus(node, True, f"ran ({reason})", key, seconds, _warnings_of(entry))
 
     # -- reasons -------------------------------------------------------------------------------
     def _state(self) -> dict:
@@ -480,7 +496,8 @@ class RunGraph:
     def _remember(self, node: str, step: str, key: str) -> None:
         state = self._state()
         state[node] = {"step": step, "key": key}
-        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True))
+        atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True),
+                          elsewhere="set `workdir:` in the project file to another disk")
 
     def _why(self, node: str, spec: _Spec, key: str, params: dict, inputs: dict) -> str:
         last = self._state().get(node)

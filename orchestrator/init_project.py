@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from orchestrator.atomic import atomic_write_text
-from orchestrator.errors import ConfigError, MediaError
+from orchestrator.errors import ConfigError, MediaError, not_a_file, refuse_folder
 
 STARTER = """\
 # longtake project. Every key is documented in configs/example.yaml of the longtake repo.
@@ -40,9 +40,11 @@ FAL_OPTIONS = """
 
 def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | None, *, backend: str = "ltx2", force: bool = False) -> Path:
     for kind, path in (("voiceover", voiceover), ("portrait", portrait)):
-        if not Path(path).is_file():
-            raise MediaError(f"{kind} not found: {path}")
+        problem = not_a_file(path)
+        if problem:
+            raise MediaError(f"{kind} {path} {problem}; name the {kind} file")
     project_file = Path(project_file) if project_file else Path(voiceover).with_name("project.yaml")
+    refuse_folder(project_file, f"write the project file {project_file}", elsewhere="pass -o with a file name")
     if project_file.exists() and not force:
         raise ConfigError(f"{project_file} already exists; pass --force to overwrite it or -o to write elsewhere")
     base = project_file.resolve().parent
@@ -55,7 +57,7 @@ def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | 
         chaining="bookend                # bookend | anchor | last-frame (tail cannot run on fal)" if backend == "fal"
         else "tail                 # tail | last-frame | anchor | bookend",
     )
-    atomic_write_text(project_file, text)
+    atomic_write_text(project_file, text, doing=f"write the project file {project_file}", elsewhere="pass -o with a file in another folder")
     return project_file
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from orchestrator.cache import workdir_error
 from orchestrator.errors import LockedError, LongtakeError
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
 LOCK_FILENAME = "longtake.lock"
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
-from orchestrator.atomic import atomic_path
+from orchestrator.atomic import atomic_copy
 from orchestrator.config import Project
 from orchestrator.errors import MediaError
 from segmenters.plan import INDEPENDENT_MODES, FrameGrid, Plan, Segment
@@ -237,5 +237,4 @@ def _register(out: "EntryWriter", produced: Path, name: str) -> None:
 
 def export_to_output(produced: Path, output: Path) -> None:
     """Copy a finished file to the user's output path atomically (never a half-written output)."""
-    with atomic_path(output) as tmp:
-        shutil.copyfile(produced, tmp)
+    atomic_copy(produced, output, doing=f"write {output}", elsewhere="set `output:` in the project file to another folder")

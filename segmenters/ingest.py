@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from orchestrator.atomic import atomic_path
-from orchestrator.errors import MediaError
+from orchestrator.errors import MediaError, not_a_file
 from orchestrator.timebase import format_timestamp
 
 if TYPE_CHECKING:
@@ -163,10 +163,11 @@ _IMAGE_CODECS = frozenset({"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpeg20
 
 
 def _check_file(path: Path) -> None:
-    if not path.exists():
+    problem = not_a_file(path)
+    if problem == "does not exist":
         raise MediaError(f"{path}: audio file not found; check the path (`voiceover:` is relative to the project file).")
-    if not path.is_file():
-        raise MediaError(f"{path}: is not a file (a directory?); point `voiceover:` at an audio file.")
+    if problem:
+        raise MediaError(f"{path}: {problem}; point `voiceover:` at an audio file.")
     try:
         size_bytes = path.stat().st_size
         with path.open("rb"):
@@ -697,6 +698,15 @@ def ingest_audio(path: Path, cfg: AudioConfig) -> MasterAudio:
             f"{name}: {info.codec} at {info.bit_rate_bps / 1000:.0f} kbps is a low bitrate for "
             f"{'stereo' if info.channels > 1 else 'mono'} speech (below {low_bitrate_bps / 1000:.0f} kbps): "
             f"compression artefacts will be heard in the video. Use a WAV/FLAC or a higher-bitrate export.",
+        )
+
+    if info.channels > 2:
+        # stitchers.audio averages them: there is no standard layout for more than two channels in a WAV.
+        _warn(
+            warnings,
+            f"{name}: has {info.channels} audio channels; the video's soundtrack will be mono, every channel "
+            f"averaged with equal weight (speech detection hears the same mix). Export a mono or stereo "
+            f"voiceover to choose the mix yourself.",
         )
 
     # 4. trim leading silence, keeping a natural lead-in

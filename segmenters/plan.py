@@ -212,7 +212,12 @@ class Plan:
 
     @classmethod
     def load(cls, path: str | Path) -> "Plan":
+        from orchestrator.errors import not_a_file
+
         path = Path(path)
+        problem = not_a_file(path)
+        if problem and problem != "does not exist":
+            raise ConfigError(f"plan file {path} {problem}; name the plan.json that `longtake plan` wrote")
         try:
             data = json.loads(path.read_text())
         except FileNotFoundError as exc:

@@ -28,6 +28,7 @@ from typing import Callable
 import numpy as np
 
 from orchestrator.atomic import atomic_write_text
+from orchestrator.errors import writing_to
 from orchestrator.timebase import format_timestamp, fps_str
 from segmenters.plan import Plan
 from stitchers.clip_io import probe_video
@@ -436,6 +437,14 @@ def _judge_mouth(m: MouthAnalysis, th: Thresholds, fps: Fraction) -> Finding:
 
 def _judge_integrity(g: IntegrityAnalysis, th: Thresholds) -> Finding:
     problems: list[tuple[str, str]] = []
+    if g.missing_frames > 1:  # one frame of slack: some muxers count the last frame's duration differently
+        problems.append((
+            "bad",
+            f"the file is cut short: its container promises {g.declared_frames} frames"
+            + (f" ({format_timestamp(g.declared_duration_s)})" if g.declared_duration_s else "")
+            + f", but decoding ended at frame {g.frames} ({format_timestamp(g.decoded_end_s)}); "
+            "the copy or the export stopped early: copy or export it again",
+        ))
     if not g.has_audio:
         problems.append(("bad", "no audio track"))
     else:
@@ -458,7 +467,8 @@ def _judge_integrity(g: IntegrityAnalysis, th: Thresholds) -> Finding:
         problems.append(("bad", f"{g.frames} frames but the plan has {g.frames + g.plan_frames_diff}"))
     av = f"A/V {g.av_duration_diff_frames:+.2f} frames" if g.av_duration_diff_frames is not None else "no audio"
     start = f"audio at {g.audio_start_ms:.1f} ms" if g.audio_start_ms is not None else ""
-    result = ", ".join(x for x in (av, f"{g.frames}/{g.frames_expected} frames", "CFR" if g.constant_frame_rate else "VFR", start) if x)
+    promised = f" ({g.declared_frames} promised)" if g.missing_frames > 1 else ""
+    result = ", ".join(x for x in (av, f"{g.frames}/{g.frames_expected} frames{promised}", "CFR" if g.constant_frame_rate else "VFR", start) if x)
     verdict = "ok"
     for level, _ in problems:
         verdict = _worse(verdict, level)
@@ -591,6 +601,10 @@ def _to_dict(r: Report) -> dict:
             "max_interval_frames": _num(r.integrity.max_interval_frames, 3),
             "plan_frames_diff": r.integrity.plan_frames_diff,
             "plan_fps_matches": r.integrity.plan_fps_matches,
+            "declared_frames": r.integrity.declared_frames,
+            "declared_duration_s": _num(r.integrity.declared_duration_s, 4),
+            "decoded_end_s": _num(r.integrity.decoded_end_s, 4),
+            "missing_frames": r.integrity.missing_frames,
         },
         "thresholds": {k: getattr(r.thresholds, k) for k in r.thresholds.__dataclass_fields__},
         "notes": list(r.notes),
@@ -612,13 +626,14 @@ def write_outputs(report: Report, out_dir: Path) -> Report:
     """Write report.json, report.png and (when a join was captured) contact_sheet.png; return the report naming them."""
     from stitchers.report_plot import write_contact_sheet, write_report_png
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    files = []
-    png = out_dir / "report.png"
-    write_report_png(report, png)
-    files.append(png.name)
-    sheet = out_dir / "contact_sheet.png"
-    made, why = write_contact_sheet(report, sheet)
+    with writing_to(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder"):
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = []
+        png = out_dir / "report.png"
+        write_report_png(report, png)
+        files.append(png.name)
+        sheet = out_dir / "contact_sheet.png"
+        made, why = write_contact_sheet(report, sheet)
     notes = report.notes
     if made:
         files.append(sheet.name)
@@ -626,7 +641,8 @@ def write_outputs(report: Report, out_dir: Path) -> Report:
         notes = notes + (why,)
     files.append("report.json")
     report = replace(report, files=tuple(files), notes=notes)
-    atomic_write_text(out_dir / "report.json", report.to_json())
+    atomic_write_text(out_dir / "report.json", report.to_json(), doing=f"write the report into {out_dir}",
+                      elsewhere="pass --out with another folder")
     return report
 
 

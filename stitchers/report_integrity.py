@@ -3,7 +3,10 @@
 The video and audio durations agree within one frame; the frame count is
 ``round(duration·fps)`` of the master audio; frames are evenly spaced (constant
 frame rate); the first audio sample sits at time 0, with the first frame; and,
-given the plan, the video has the plan's frame rate and frame count.
+given the plan, the video has the plan's frame rate and frame count. Without a
+plan, the container's own index is the promise: a file cut short (a copy that
+stopped, a full disk) decodes fewer frames than its index states, and the
+analysis says where decoding ended.
 """
 
 from __future__ import annotations
@@ -38,6 +41,10 @@ class IntegrityAnalysis:
     max_interval_frames: float
     plan_frames_diff: int | None
     plan_fps_matches: bool | None
+    declared_frames: int | None = None  # frames the container's index promises (None: it does not say)
+    declared_duration_s: float | None = None  # the video stream's (else the container's) stated duration
+    decoded_end_s: float = 0.0  # where decoding ended: the end of the last decoded frame
+    missing_frames: int = 0  # declared − decoded frames (> 0: the file is cut short or damaged)
 
 
 def analyse_integrity(f: StreamFeatures, plan: Plan | None) -> IntegrityAnalysis:
@@ -66,6 +73,9 @@ def analyse_integrity(f: StreamFeatures, plan: Plan | None) -> IntegrityAnalysis
         expected = int(round(video_duration * float(fps)))
         source = "video"
     plan_diff = plan.total_frames - f.num_frames if plan is not None else None
+    declared_s = f.video_declared_duration_s or f.container_duration_s
+    declared_frames = f.video_declared_frames or (int(round(declared_s * float(fps))) if declared_s else None)
+    decoded_end_s = (float((ordered[-1]) * tb) + 1.0 / float(fps)) if pts.size else 0.0
     plan_fps = (plan.fps == fps) if plan is not None else None
     return IntegrityAnalysis(
         frames=f.num_frames,
@@ -85,4 +95,8 @@ def analyse_integrity(f: StreamFeatures, plan: Plan | None) -> IntegrityAnalysis
         max_interval_frames=max_interval,
         plan_frames_diff=plan_diff,
         plan_fps_matches=plan_fps,
+        declared_frames=declared_frames,
+        declared_duration_s=declared_s,
+        decoded_end_s=decoded_end_s,
+        missing_frames=max(0, declared_frames - f.num_frames) if declared_frames else 0,
     )

@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 from scipy import signal
 
-from orchestrator.errors import MediaError
+from orchestrator.errors import MediaError, not_a_file
 from stitchers.report_face import (
     COLOUR_COLS,
     COLOUR_ROWS,
@@ -112,6 +112,7 @@ class StreamFeatures:
     audio: AudioTrack | None
     thumbs: dict[int, np.ndarray] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    video_declared_frames: int | None = None  # the frame count the container's index states (None: not stated)
 
 
 def _plane(frame: av.VideoFrame, index: int, height: int, width: int) -> np.ndarray:
@@ -173,6 +174,8 @@ def _shrink(plane: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def _broad(cells: np.ndarray) -> float:
     """Mean of the per-cell values without the top TRIM_FRACTION: what changed across the picture."""
     v = np.sort(cells, axis=None)
+    if v.size == 0:  # a region cropped away entirely (a face box at the edge): nothing measured, not numpy's warning
+        return float("nan")
     keep = max(1, int(round(v.size * (1.0 - TRIM_FRACTION))))
     return float(v[:keep].mean())
 
@@ -403,8 +406,9 @@ def stream_features(
     frames earlier, for each ``s`` (a crossfade's length: its whole change in one number).
     """
     video = Path(video)
-    if not video.is_file():
-        raise MediaError(f"video file is missing: {video}")
+    problem = not_a_file(video)
+    if problem:
+        raise MediaError(f"video {video} {problem}" if problem != "does not exist" else f"video file is missing: {video}")
     try:
         container = av.open(str(video))
     except av.FFmpegError as exc:
@@ -636,4 +640,5 @@ class _VideoPass:
             audio=audio.result(video_start_s, self.n) if audio is not None else None,
             thumbs=dict(self.keeper.thumbs),
             notes=self.notes,
+            video_declared_frames=int(vs.frames) if vs.frames else None,
         )

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import hashlib
 import json
 import logging
 import os
 import random
-import shutil
 import signal
 import subprocess
 import sys
@@ -31,6 +29,7 @@ from orchestrator.cache import (
     step_key,
 )
 from orchestrator.errors import LongtakeError, WorkdirError
+from tests.fs_helpers import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "ab" * 32
@@ -70,22 +69,7 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-@contextlib.contextmanager
-def _tmpfs(path: Path, size: str = "1m"):
-    """Mount a small tmpfs at ``path`` (root only); yields False when that is not possible here."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        yield False
-        return
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
-    if r.returncode != 0:
-        yield False
-        return
-    try:
-        yield True
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+_tmpfs = tmpfs
 
 
 # ----------------------------------------------------------------------------- keys
@@ -291,7 +275,7 @@ def test_entry_without_manifest_is_ignored_and_cleared(tmp_path, caplog):
     d = cache.entry_dir("segment", KEY)
     d.mkdir(parents=True)
     (d / "frames.bin").write_bytes(b"half")
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "never finished" in caplog.text
     assert not d.exists() and _work_dirs(tmp_path) == []
@@ -315,7 +299,7 @@ def test_corrupt_manifest_is_a_warning_and_a_miss(tmp_path, caplog, manifest_tex
     cache = StepCache(tmp_path)
     entry = _write_entry(cache, "segment", KEY, {"a": b"data"})
     (entry.path / "manifest.json").write_text(manifest_text)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "unusable" in caplog.text and "redone" in caplog.text
     assert not entry.path.exists()
@@ -326,7 +310,7 @@ def test_manifest_from_a_newer_format_is_a_miss_but_left_alone(tmp_path, caplog)
     entry = _write_entry(cache, "segment", KEY, {"a": b"data"})
     m = dict(entry.manifest, format=2)
     (entry.path / "manifest.json").write_text(json.dumps(m))
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "format 2" in caplog.text and entry.path.exists()
 
@@ -336,7 +320,7 @@ def test_missing_or_truncated_output_is_a_miss_even_without_verify(tmp_path, cap
     entry = _write_entry(cache, "segment", KEY, {"a.bin": b"x" * 5000, "b.bin": b"y"})
     with open(entry.output("a.bin"), "r+b") as fh:
         fh.truncate(4096)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY) is None
     assert "4096 bytes" in caplog.text
     entry = _write_entry(cache, "segment", KEY, {"a.bin": b"x" * 5000, "b.bin": b"y"})
@@ -351,7 +335,7 @@ def test_verify_detects_same_size_corruption(tmp_path, caplog):
         fh.seek(2500)
         fh.write(b"Z")
     assert cache.lookup("segment", KEY) is not None  # cheap lookup trusts size
-    with caplog.at_level(logging.WARNING, logger="orchestrator.cache"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.cache"):
         assert cache.lookup("segment", KEY, verify=True) is None
     assert "sha256" in caplog.text
     assert cache.lookup("segment", KEY) is None  # moved aside

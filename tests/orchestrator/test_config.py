@@ -89,6 +89,33 @@ def test_yaml_syntax_error_names_the_line(tmp_path):
         load_project(write(tmp_path, "voiceover: a\nportrait: b\nvideo: {width: 10\n"))
 
 
+def test_duplicate_keys_are_errors_with_both_lines_at_any_depth(tmp_path):
+    text = (
+        "voiceover: a.wav\n"          # 1
+        "portrait: p.png\n"           # 2
+        "voiceover: b.wav\n"          # 3
+        "video:\n"                    # 4
+        "  width: 1080\n"             # 5
+        "  width: 720\n"              # 6
+        "generator: {backend: animatic, backend: animatic}\n"  # 7
+        "segments:\n"                 # 8
+        "  - index: 1\n"              # 9
+        "    prompt: x\n"             # 10
+        "    prompt: y\n"             # 11
+    )
+    with pytest.raises(ConfigError) as info:
+        load_project(write(tmp_path, text))
+    assert info.value.exit_code == 2
+    assert info.value.problems == [
+        "project.yaml:3: `voiceover` is set twice (first on line 1, again on line 3); YAML would silently keep the last one: delete one of them",
+        "project.yaml:6: `video.width` is set twice (first on line 5, again on line 6); YAML would silently keep the last one: delete one of them",
+        "project.yaml:7: `generator.backend` is set twice (first on line 7, again on line 7); YAML would silently keep the last one: delete one of them",
+        "project.yaml:11: `segments[0].prompt` is set twice (first on line 10, again on line 11); YAML would silently keep the last one: delete one of them",
+    ]
+    # the same key in different mappings is fine
+    load_project(write(tmp_path, "voiceover: a.wav\nportrait: p.png\nsegments:\n  - {index: 1, prompt: x}\n  - {index: 2, prompt: x}\n"))
+
+
 def test_missing_project_file_says_how_to_make_one(tmp_path):
     with pytest.raises(ConfigError, match="longtake init"):
         load_project(tmp_path / "nope.yaml")

@@ -8,7 +8,6 @@ import errno
 import json
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import pytest
 
 from orchestrator.errors import LockedError, WorkdirError
 from orchestrator.lock import LOCK_FILENAME, WorkdirLock, _locked_message
+from tests.fs_helpers import tmpfs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -122,7 +122,7 @@ def test_stale_lock_of_a_sigkilled_run_is_taken_over(tmp_path, caplog):
         assert proc.wait(timeout=10) == -signal.SIGKILL
     # The dead run's body is still in the file; the kernel has dropped its flock.
     assert json.loads((tmp_path / LOCK_FILENAME).read_text())["pid"] == dead_pid
-    with caplog.at_level(logging.WARNING, logger="orchestrator.lock"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.lock"):
         with WorkdirLock(tmp_path) as lock:
             assert lock.previous["pid"] == dead_pid
             assert json.loads((tmp_path / LOCK_FILENAME).read_text())["pid"] == os.getpid()
@@ -162,25 +162,15 @@ def test_message_without_a_readable_body_still_helps(tmp_path):
     )
 
 
-@contextlib.contextmanager
+def _fill(path: Path) -> None:
+    (path / "workdir").mkdir()
+    (path / "workdir" / LOCK_FILENAME).write_text("")
+    (path / "fresh").mkdir()
+
+
 def _read_only_mount(path: Path):
     """A tmpfs at ``path`` remounted read-only (root only); yields False when not possible here."""
-    path.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() != 0 or shutil.which("mount") is None:
-        yield False
-        return
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(path)], capture_output=True).returncode:
-        yield False
-        return
-    try:
-        (path / "workdir").mkdir()
-        (path / "workdir" / LOCK_FILENAME).write_text("")
-        (path / "fresh").mkdir()
-        subprocess.run(["mount", "-o", "remount,ro", str(path)], check=True)
-        yield True
-    finally:
-        if subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+    return tmpfs(path, "1m", prepare=_fill, read_only=True)
 
 
 def test_read_only_workdir_is_a_clear_error(tmp_path):
@@ -219,7 +209,7 @@ def test_full_disk_does_not_stop_taking_the_lock(tmp_path, monkeypatch, caplog):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(lock_mod, "_write_body", full)
-    with caplog.at_level(logging.WARNING, logger="orchestrator.lock"):
+    with caplog.at_level(logging.WARNING, logger="longtake.orchestrator.lock"):
         with WorkdirLock(tmp_path, command="clean") as lock:
             assert lock.held
             assert _try_in_child(tmp_path).startswith("locked:")

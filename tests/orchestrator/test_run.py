@@ -64,6 +64,18 @@ def test_run_end_to_end_output_is_valid(baseline):
     assert (baseline["output"].with_name("video.report.json")).is_file()
 
 
+def test_manifest_warnings_are_shown_once_when_the_step_runs_and_again_on_status(baseline):
+    """The drawn portrait is 256×320, under the 512-px short side: a warning that used to live only in the manifest."""
+    logs = [e["message"] for e in baseline["events"] if e["event"] == "log" and e["level"] == "warning"]
+    assert sum("portrait.png is small" in m for m in logs) == 1
+    proc = longtake("status", str(baseline["project"]))
+    lines = [line.strip() for line in proc.stdout.splitlines()]
+    portrait_at = next(i for i, line in enumerate(lines) if line.startswith("portrait "))
+    assert lines[portrait_at + 1].startswith("warning: portrait portrait.png is small")
+    statuses = {s["step"]: s for s in json.loads(longtake("status", str(baseline["project"]), "--json").stdout)}
+    assert any("is small" in w for w in statuses["portrait"]["warnings"])
+
+
 def test_second_run_is_entirely_cached(baseline):
     proc = longtake("run", str(baseline["project"]), "--json", check=True)
     evts = events(proc)

@@ -294,6 +294,14 @@ def test_clipping_warning(tmp_path: Path) -> None:
     assert not warnings_about(clean, "clipping")
 
 
+def test_more_than_two_channels_are_mixed_to_mono_with_a_word(tmp_path: Path) -> None:
+    eight = ingest_audio(write_track(burst_track(44100, 8), tmp_path / "eight", "wav16"), CFG)
+    [warning] = warnings_about(eight, "channels")
+    assert "8 audio channels" in warning and "mono" in warning and "equal weight" in warning
+    stereo = ingest_audio(write_track(burst_track(44100, 2), tmp_path / "two", "wav16"), CFG)
+    assert not warnings_about(stereo, "audio channels")
+
+
 @pytest.mark.parametrize(
     ("fmt", "channels", "bitrate", "warned"),
     [("mp3_low", 2, None, True), ("mp3", 2, None, False), ("mp3", 1, "96k", False), ("mp3", 1, "48k", True), ("m4a", 2, "64k", True)],

@@ -276,6 +276,36 @@ def test_late_audio_start_is_caught_and_agrees_with_the_sync_offset(media):
     assert rep.sync.offset_frames == pytest.approx(3.0, abs=1.0)
 
 
+def test_truncated_video_is_caught_without_a_plan(media):
+    """A faststart MP4 cut at 60 %: audio and video end together, so only the container's own index tells."""
+    import av
+
+    made = _make(media, "tocut", Spec(seed=12, duration_s=8.0))
+    whole = media / "tocut_faststart.mp4"
+    with av.open(str(made.path)) as src, av.open(str(whole), "w", format="mp4", options={"movflags": "+faststart"}) as dst:
+        mapping = {s.index: dst.add_stream_from_template(s) for s in src.streams}
+        for packet in src.demux():
+            if packet.dts is not None:
+                packet.stream = mapping[packet.stream.index]
+                dst.mux(packet)
+    data = whole.read_bytes()
+    cut = media / "cut.mp4"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+
+    intact = build_report(whole)
+    assert intact.integrity.declared_frames == 192 and intact.integrity.missing_frames == 0
+    assert intact.verdicts()["integrity"] == "ok"
+
+    rep = build_report(cut)
+    g = rep.integrity
+    assert g.declared_frames == 192 and 60 < g.frames < 150 and g.missing_frames == 192 - g.frames
+    assert g.decoded_end_s == pytest.approx(g.frames / 24, abs=0.05)
+    assert rep.verdicts()["integrity"] == "bad"
+    reason = rep.findings["integrity"].reason
+    assert "cut short" in reason and "192 frames (0:08.00)" in reason and f"ended at frame {g.frames}" in reason
+    assert json.loads(rep.to_json())["integrity"]["missing_frames"] == g.missing_frames
+
+
 def test_plan_that_does_not_match_the_video_is_reported(seams, media):
     made, _, _ = seams
     longer = Spec(seed=3, duration_s=13.0, joins=SEAM_JOINS)

@@ -1,0 +1,70 @@
+"""The plan section of the GPU benchmark: length picking, interpolation, pricing, and a tiny CPU smoke run."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.ltx2_bench_plan import pick_lengths, per_length, price_plan
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _tok(w, h, f):
+    return ((f - 1) // 8 + 1) * (h // 32) * (w // 32)
+
+
+def _measured(lengths, w=704, h=1280):
+    # Synthetic passes exactly quadratic in tokens and rest exactly linear in frames: interpolation must be exact.
+    q = lambda t: 0.1 + 1e-4 * t + 2e-9 * t * t  # noqa: E731
+    return {f: {"stage1_pass_s": q(_tok(w // 2, h // 2, f)), "stage2_pass_s": q(_tok(w, h, f)), "rest_s": 0.5 + 0.01 * f} for f in lengths}
+
+
+def test_pick_lengths_spreads_over_the_range_and_keeps_the_ends():
+    lengths = [137, 153, 161, 169, 177, 185, 193, 201, 209, 217, 225, 233, 241, 249, 257, 265, 297, 161, 161]
+    picked = pick_lengths(lengths, 4)
+    assert picked[0] == 137 and picked[-1] == 297 and len(picked) == 4
+    assert pick_lengths(lengths, 0) == sorted(set(lengths))
+
+
+def test_unmeasured_lengths_are_interpolated_and_flagged():
+    measured = _measured([137, 201, 297])
+    exact = _measured([241])[241]
+    row, interpolated = per_length(measured, 241, width=704, height=1280, temporal=8, spatial=32)
+    assert interpolated
+    for key in exact:
+        assert row[key] == pytest.approx(exact[key], rel=1e-6)
+    same, flagged = per_length(measured, 201, width=704, height=1280, temporal=8, spatial=32)
+    assert same is measured[201] and not flagged
+
+
+def test_price_plan_uses_each_recipes_passes():
+    measured = _measured([137, 241])
+    plan = {"size": [704, 1280], "recipe": "distilled", "fps": "24", "total_frames": 360, "gen_frames": [241, 137, 137]}
+    priced = price_plan(plan, measured, temporal=8, spatial=32, fixed_s=20.0)
+    expected = sum(8 * measured[f]["stage1_pass_s"] + 3 * measured[f]["stage2_pass_s"] + measured[f]["rest_s"] for f in (241, 137, 137))
+    assert priced["segments_gpu_s"] == pytest.approx(expected)
+    assert priced["per_output_s"] == pytest.approx(expected / 15.0) and priced["wall_s"] == pytest.approx(expected + 20.0)
+    dev = price_plan({**plan, "recipe": "dev"}, measured, temporal=8, spatial=32, fixed_s=20.0)
+    assert dev["stage1_passes"] == 120 and dev["segments_gpu_s"] > priced["segments_gpu_s"]
+    assert priced["interpolated_segments"] == 0
+
+
+def test_tiny_plan_section_runs_on_cpu(tmp_path):
+    out = tmp_path / "figures.json"
+    proc = subprocess.run(
+        [sys.executable, "benchmarks/ltx2_gpu_bench.py", "--tiny", "--sections", "plan", "--plan-max-lengths", "2",
+         "--work", str(tmp_path / "work"), "--out", str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=600, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    section = json.loads(out.read_text())["plan"]
+    assert set(section["priced"]) == {"32x48/distilled", "32x48/dev", "40x64/distilled", "40x64/dev"}
+    for key, row in section["priced"].items():
+        assert row["segments"] == len(section["plans"][key]["gen_frames"]) and row["per_output_s"] > 0
+    assert all(len(m) == 2 for m in section["measured"].values())
+    assert "EXTRAPOLATED" in proc.stdout and "GPU-s per output second" in proc.stdout

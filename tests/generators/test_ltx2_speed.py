@@ -1,0 +1,180 @@
+"""Speed options of the ltx2 generator on the tiny model (CPU): plumbing, clear errors, and the quality guard.
+
+The quality guard runs each option against today's path at identical noise and
+reports the relative error of the final latents and the PSNR of the decoded
+frames (printed with ``pytest -s``); exact options must match to float32
+rounding, approximate ones must stay within a bound.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from generators.ltx2 import LTX2Generator
+from generators.ltx2_speed import (
+    FP8_TARGETS,
+    SPEED_OPTIONS,
+    apply_compile,
+    apply_fp8_linears,
+    drop_all_ones_mask,
+    fp8_linear_names,
+    is_exact,
+    latent_rel_error,
+    psnr_db,
+)
+from generators.ltx2_text import PromptEmbeddings
+from orchestrator.errors import GeneratorError
+from tests.generators.test_ltx2 import options, request
+from tests.generators.tiny_ltx2 import build_tiny_ltx2
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> Path:
+    return build_tiny_ltx2(tmp_path_factory.mktemp("ltx2-speed") / "model")
+
+
+@pytest.fixture(scope="module")
+def transformer(tiny_model):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    return LTX2VideoTransformer3DModel.from_pretrained(tiny_model / "transformer")
+
+
+@pytest.fixture(scope="module")
+def lora_file(tiny_model, tmp_path_factory) -> Path:
+    from diffusers import LTX2VideoTransformer3DModel
+    from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    torch.manual_seed(0)
+    model = LTX2VideoTransformer3DModel.from_pretrained(tiny_model / "transformer")
+    model.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=["to_q", "to_k", "to_v", "to_out.0", "ff.net.2"]))
+    folder = tmp_path_factory.mktemp("lora")
+    LTX2ConditionPipeline.save_lora_weights(folder, transformer_lora_layers=get_peft_model_state_dict(model))
+    return next(folder.glob("*.safetensors"))
+
+
+def run(tiny_model, tmp_path, name, segments=1, **kw):
+    """Generate with these options; final latents and decoded uint8 frames of the last segment."""
+    g = LTX2Generator(options(tiny_model, **kw), cache_dir=tmp_path / "cache")
+    for index in range(segments):
+        g.generate(request(tmp_path / f"{name}-{index}", seed=11))
+    latents = g.last_output.latents
+    frames = g.pipeline.decode_to_uint8(latents).cpu()
+    return g, latents, frames
+
+
+# ------------------------------------------------------------------------------------------ fp8 linears
+def test_fp8_picks_the_video_token_linears_and_keeps_the_rest(transformer):
+    names = fp8_linear_names(transformer, edge_blocks_bf16=0)
+    assert len(names) == 2 * len(FP8_TARGETS)
+    assert all(n.startswith("transformer_blocks.") and "audio_attn" not in n and "audio_ff" not in n for n in names)
+    assert not any(n.endswith(("attn2.to_k", "attn2.to_v", "to_gate_logits")) for n in names)  # text keys/values, gates stay
+    assert fp8_linear_names(transformer, edge_blocks_bf16=1) == []  # 2 blocks: both are edge blocks
+    kept = fp8_linear_names(transformer, edge_blocks_bf16=0, keep_bf16=["transformer_blocks.*.ff.*"])
+    assert len(kept) == len(names) - 4 and not any(".ff." in n for n in kept)
+    with pytest.raises(GeneratorError, match="no linear layer is left to quantise.*lower fp8_edge_blocks_bf16"):
+        apply_fp8_linears(transformer, "emulated", device="cpu", edge_blocks_bf16=1)
+
+
+def test_fp8_on_needs_a_recent_gpu_and_names_torchao(transformer, tiny_model, monkeypatch):
+    with pytest.raises(GeneratorError, match="needs a CUDA GPU of compute capability ≥ 8.9"):
+        LTX2Generator(options(tiny_model, fp8_linears="on", fp8_edge_blocks_bf16=0)).load()
+    # On an sm90 GPU without torchao, the error names the package and how to install it.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (9, 0))
+    monkeypatch.setitem(sys.modules, "torchao", None)
+    monkeypatch.setitem(sys.modules, "torchao.quantization", None)
+    with pytest.raises(GeneratorError, match=r"needs the `torchao` package; install it with `pip install --no-deps torchao`"):
+        apply_fp8_linears(transformer, "on", device="cuda:0", edge_blocks_bf16=0)
+
+
+def test_speed_options_refuse_combinations_that_cannot_work(tiny_model, lora_file):
+    cases = [
+        (dict(fp8_linears="emulated", fp8_storage=True), "fp8_linears and generator.fp8_storage"),
+        (dict(fp8_linears="emulated", offload="model"), "needs the transformer resident"),
+        (dict(stage2_lora_mode="fused", stage2_lora=str(lora_file), offload="sequential"), "cannot stream"),
+        (dict(stage2_lora_mode="fused", stage2_lora=str(lora_file), fp8_linears="emulated"), "cannot swap weights"),
+    ]
+    for kw, message in cases:
+        with pytest.raises(GeneratorError, match=message):
+            LTX2Generator(options(tiny_model, **kw)).load()
+
+
+# ------------------------------------------------------------------------------------------ attention
+@pytest.mark.parametrize("mode, package", [("sage", "sageattention>=2.1.1"), ("sage-hub", "kernels>=0.12")])
+def test_8bit_attention_unavailable_names_the_package(tiny_model, mode, package):
+    with pytest.raises(GeneratorError, match=rf"generator.attention: {mode} is unavailable here .*install `{package}`"):
+        LTX2Generator(options(tiny_model, attention=mode)).load()
+
+
+def test_auto_attention_notes_the_fallback_on_cpu(tiny_model):
+    g = LTX2Generator(options(tiny_model))
+    g.load()
+    assert g.speed.notes == ["attention: auto uses PyTorch's default SDPA kernel on cpu (cuDNN attention needs a CUDA GPU)"]
+
+
+def test_mask_free_attention_drops_only_an_all_ones_mask(tiny_model, tmp_path, monkeypatch):
+    ones = PromptEmbeddings(torch.zeros(1, 4, 16), torch.zeros(1, 4, 8), torch.ones(1, 4))
+    assert drop_all_ones_mask(ones, "x").mask is None
+    with pytest.raises(GeneratorError, match="this prompt's text mask has 1 padding tokens"):
+        drop_all_ones_mask(PromptEmbeddings(ones.video, ones.audio, torch.tensor([[0, 1, 1, 1]])), "generator.attention: sage")
+
+    # With every prompt's mask all ones, generating without the mask gives the same latents as with it.
+    def all_ones(g):
+        cache = g._cache()
+        for prompt in ("a person talking", "blurry distorted face"):
+            emb = g._embeddings(prompt)
+            cache.put(prompt, PromptEmbeddings(emb.video, emb.audio, torch.ones_like(emb.mask)))
+
+    masked = LTX2Generator(options(tiny_model), cache_dir=tmp_path / "a")
+    all_ones(masked)
+    masked.generate(request(tmp_path / "masked", seed=3))
+    monkeypatch.setattr("generators.ltx2_speed.needs_mask_free", lambda mode: True)
+    free = LTX2Generator(options(tiny_model), cache_dir=tmp_path / "b")
+    all_ones(free)
+    free.generate(request(tmp_path / "free", seed=3))
+    assert latent_rel_error(masked.last_output.latents, free.last_output.latents) < 1e-6
+
+
+# ------------------------------------------------------------------------------------------ compile, LoRA
+def test_compile_blocks_wraps_every_repeated_block(tiny_model):
+    from diffusers import LTX2VideoTransformer3DModel
+
+    model = LTX2VideoTransformer3DModel.from_pretrained(tiny_model / "transformer")
+    assert apply_compile(model, "off") == 0
+    assert apply_compile(model, "blocks") == model.config.num_layers == 2
+
+
+def test_fused_lora_matches_unfused_and_restores_the_base_weights(tiny_model, lora_file, tmp_path):
+    unfused, u_lat, u_frames = run(tiny_model, tmp_path, "unfused", stage2_lora=str(lora_file))
+    fused, f_lat, f_frames = run(tiny_model, tmp_path, "fused", segments=2, stage2_lora=str(lora_file), stage2_lora_mode="fused")
+    assert fused.model_identity() != unfused.model_identity()
+    assert torch.equal(unfused.last_output.stages[0].latents, fused.last_output.stages[0].latents), "stage 1 saw fused weights"
+    assert latent_rel_error(u_lat, f_lat) < 1e-5
+    assert psnr_db(u_frames, f_frames) > 60
+    base = {k: v for k, v in unfused.pipeline.transformer.state_dict().items() if "lora" not in k}
+    after = {k: v for k, v in fused.pipeline.transformer.state_dict().items() if "lora" not in k}
+    assert all(torch.equal(base[k], after[k]) for k in base), "the fused weights stayed in after stage 2"
+
+
+# ------------------------------------------------------------------------------------------ the quality guard
+def test_quality_guard_each_option_against_todays_path(tiny_model, lora_file, tmp_path):
+    assert set(SPEED_OPTIONS) == {"fp8_linears", "compile", "attention", "stage2_lora_mode"}
+    _, ref_lat, ref_frames = run(tiny_model, tmp_path, "ref")
+    rows = {}
+    for name, kw in {
+        "attention: native": dict(attention="native"),
+        "fp8_linears: emulated": dict(fp8_linears="emulated", fp8_edge_blocks_bf16=0),
+    }.items():
+        _, lat, frames = run(tiny_model, tmp_path, name.replace(": ", "-"), **kw)
+        rows[name] = (latent_rel_error(ref_lat, lat), psnr_db(ref_frames, frames))
+        print(f"tiny CPU quality guard, {name}: latent relative error {rows[name][0]:.2e}, PSNR {rows[name][1]:.1f} dB")
+    assert rows["attention: native"][0] < 1e-6 and is_exact("attention", "native")
+    err, psnr = rows["fp8_linears: emulated"]
+    assert 1e-4 < err < 0.25 and psnr > 20 and not is_exact("fp8_linears", "emulated")  # fp8 rounding is visible, and bounded
