@@ -20,6 +20,9 @@ Sections (``--sections``; all by default):
 - ``plan``      the bundled 3-minute explainer's plan at 704×1280 and 1088×1920, distilled and dev,
                 priced from per-pass times measured at each of its segment lengths
                 (``benchmarks/ltx2_bench_plan.py``; not in the default sections).
+- ``options``   each speed option (fp8 linears, compiled blocks, attention kernels, fused LoRA) against
+                today's bf16 path in the same run: pass-time ratios, latent error, PSNR
+                (``benchmarks/ltx2_bench_options.py``; not in the default sections).
 
 Denoising steps are reduced (``--stage1-steps``, default 1 guided step = 4
 transformer passes; stage 2 always runs its 3 distilled steps), and the full
@@ -510,6 +513,10 @@ def summarize(figures: dict, fps: float = 24.0) -> str:
             n = sum(walls) + len(walls) * per_rebuild
             say(f"  EXTRAPOLATED {label}: ours {o:.0f} s, naive {n:.0f} s → {n / o:.2f}× "
                 f"(the naive loop re-pays {per_rebuild:.1f} s per segment: model load + Gemma load + prompt encoding)")  # fmt: skip
+    if figures.get("options", {}).get("rows"):
+        from benchmarks.ltx2_bench_options import summarize_options
+
+        out.extend(summarize_options(figures["options"]))
     if figures.get("plan", {}).get("priced"):
         from benchmarks.ltx2_bench_plan import summarize_plan
 
@@ -560,6 +567,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=3)
     ap.add_argument("--num-frames", type=int, default=481)
     ap.add_argument("--plan-max-lengths", type=int, default=6, help="plan section: measure at most this many distinct segment lengths per size (0: all); the rest are interpolated")
+    ap.add_argument("--options", default=None, help="options section: which option sets (default all; see benchmarks/ltx2_bench_options.py)")
+    ap.add_argument("--options-size", default=None, help="options section: WxH (default 1088x1920)")
+    ap.add_argument("--options-frames", type=int, default=None, help="options section: frames per segment (default 241)")
     ap.add_argument("--summarize", type=Path, nargs="+", default=None, help="merge these JSON results and print the report")
     args = ap.parse_args(argv)
     if args.summarize:
@@ -741,6 +751,51 @@ def main(argv: list[str] | None = None) -> int:
         figures["plan"] = {"plans": plans, "measured": measured, "fixed_s": fixed_s, "priced": priced}
         save()
         log("\n".join(PB.summarize_plan(figures["plan"])))
+
+    if "options" in sections:
+        from benchmarks import ltx2_bench_options as OB
+        from orchestrator.errors import GeneratorError
+
+        ow, oh = (int(v) for v in (args.options_size or (f"{big['width']}x{big['height']}" if args.tiny else "1088x1920")).split("x"))
+        oframes = args.options_frames or (9 if args.tiny else 241)
+        names = [n for n in (args.options or ",".join(OB.OPTION_SETS)).split(",") if n]
+        unknown = [n for n in names if n not in OB.OPTION_SETS]
+        if unknown:
+            raise SystemExit(f"--options: unknown {unknown}; known: {list(OB.OPTION_SETS)}")
+        for name in list(names):  # a baseline runs before what is compared with it
+            baseline = OB.OPTION_SETS[name][1]
+            if baseline and baseline not in names[: names.index(name)]:
+                names.insert(names.index(name), baseline)
+        log(f"options: {names} at {ow}x{oh}, {oframes} frames")
+        one_pass = dict(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0)
+        kept: dict[str, dict] = {}
+        rows: dict[str, dict] = {}
+        lora = None
+        for name in names:
+            kw, baseline = OB.OPTION_SETS[name]
+            kw = dict(kw)
+            if args.tiny and kw.get("fp8_linears") == "on":
+                kw.update(fp8_linears="emulated", fp8_edge_blocks_bf16=0)  # no fp8 matmuls on a CPU: the same rounding, emulated
+            if kw.get("stage2_lora") == "<lora>":
+                lora = lora or OB.write_random_lora(model_dir, work / "random-lora", rank=4 if args.tiny else OB.LORA_RANK, device="cpu" if args.tiny else "cuda")
+                kw["stage2_lora"] = str(lora)
+            make = lambda kw=kw: LTX2Generator(opts(**one_pass, **kw), cache_dir=work / "options-cache")  # noqa: E731
+            try:
+                result = OB.measure_option(make, make_request, width=ow, height=oh, frames=oframes, context_frames=context_frames, work=work, label=name)
+            except GeneratorError as exc:
+                rows[name] = {"error": str(exc)}
+                log(f"  [options] {name}: not run: {exc}")
+                continue
+            row = {k: v for k, v in result.items() if k not in ("latents", "frames")}
+            if baseline and baseline in kept:
+                row.update(baseline=baseline, vs=OB.compare(result, kept[baseline]), exactness=OB.exactness(kw))
+            if name in {b for _, b in OB.OPTION_SETS.values()}:
+                kept[name] = result  # a baseline's latents and frames stay for the comparisons after it
+            rows[name] = row
+            log(OB.summarize_options({"size": f"{ow}x{oh}", "frames": oframes, "rows": {name: row}})[-1])
+            figures["options"] = {"size": f"{ow}x{oh}", "frames": oframes, "rows": rows}
+            save()
+        log("\n".join(OB.summarize_options(figures["options"])))
 
     if "writer" in sections:
         figures["writer_fps"] = {f"{sz['width']}x{sz['height']}": writer_fps(sz["width"], sz["height"], 96 if cuda else 8, work) for sz in (small, big)}

@@ -68,6 +68,11 @@ class PreparedPortrait:
     warnings: tuple[str, ...]
 
 
+def check_portrait(path: Path) -> None:
+    """Raise the same MediaError ``prepare_portrait`` would for a missing, unreadable or undecodable file."""
+    _read_image(Path(path), [])  # its warnings come when the portrait step runs
+
+
 def prepare_portrait(path: Path, width: int, height: int) -> PreparedPortrait:
     """Read ``path`` and frame it at ``width``×``height`` around the face (see the module docstring)."""
     # 1. check inputs
@@ -164,7 +169,7 @@ def _read_image(path: Path, warnings: list[str]) -> tuple[np.ndarray, int | None
             else:  # anything else PIL says about the file goes on as it came
                 _py_warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     except Image.DecompressionBombError:
-        raise MediaError(_too_many_pixels(path)) from None
+        raise MediaError(too_many_pixels(path)) from None
     except UnidentifiedImageError as exc:
         raise MediaError(
             f"cannot read portrait {path}: not an image this build can decode ({exc}); save it as PNG, JPEG or WebP"
@@ -177,7 +182,7 @@ def _read_image(path: Path, warnings: list[str]) -> tuple[np.ndarray, int | None
     return rgb, jpeg_quality, had_alpha
 
 
-def _too_many_pixels(path: Path) -> str:
+def too_many_pixels(path: Path) -> str:
     """The sentence for an image over PIL's decompression-bomb limit: its size, the limit, and to downscale."""
     limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
     size = ""

@@ -205,6 +205,16 @@ class CacheEntry:
         return sum(int(rec["bytes"]) for rec in self.manifest.get("outputs", {}).values())
 
 
+@dataclass(frozen=True)
+class Removal:
+    """A cache folder `clean` would remove: its step, key, path and size on disk."""
+
+    step: str
+    key: str
+    path: Path
+    bytes: int
+
+
 @dataclass
 class EntryWriter:
     """What a step writes into while its entry is being built (see ``StepCache.writing``)."""
@@ -276,6 +286,7 @@ class StepCache:
         Outputs are always checked to exist with their recorded size (a stat);
         ``verify=True`` also re-hashes them. A broken entry is a logged warning
         and a miss, and is moved out of the way so the step is simply redone.
+        Only a caller holding the workdir lock may call this; readers use ``inspect``.
         """
         path = self.entry_dir(step, key)
         if not path.exists():
@@ -287,6 +298,17 @@ class StepCache:
         if removable:
             self._discard(path, _BROKEN_PREFIX)
         return None
+
+    def inspect(self, step: str, key: str, *, verify: bool = False) -> tuple[CacheEntry | None, str | None]:
+        """(entry, None) for a finished entry, (None, problem) for a broken one, (None, None) when absent.
+
+        Reads only: a broken entry stays where it is (``status`` reports it; ``run``, under the lock, discards it).
+        """
+        path = self.entry_dir(step, key)
+        if not path.exists():
+            return None, None
+        entry, problem, _removable = self._load(step, key, path, verify=verify)
+        return (entry, None) if entry is not None else (None, problem)
 
     def entries(self) -> list[CacheEntry]:
         """Every finished entry (valid manifest, outputs present at their recorded sizes)."""
@@ -457,16 +479,26 @@ class StepCache:
 
         Returns (entries removed, bytes freed). Incomplete ``<key>/`` folders count as entries.
         """
-        removed = 0
-        freed = 0
+        return self.remove(self.unused(keep))
+
+    def unused(self, keep: set[tuple[str, str]]) -> list[Removal]:
+        """Every ``<step>/<key>/`` folder whose (step, key) is not in ``keep``, finished or not, with its size."""
+        found = []
         for step_dir in self._step_dirs():
             for key_dir in sorted(step_dir.iterdir()):
                 if key_dir.name.startswith(".") or (step_dir.name, key_dir.name) in keep:
                     continue
-                size = _tree_bytes(key_dir)
-                if self._discard(key_dir, _TRASH_PREFIX):
-                    removed += 1
-                    freed += size
+                found.append(Removal(step_dir.name, key_dir.name, key_dir, _tree_bytes(key_dir)))
+        return found
+
+    def remove(self, removals: list[Removal]) -> tuple[int, int]:
+        """Remove these entries and dead processes' leftovers; (entries removed, bytes freed)."""
+        removed = 0
+        freed = 0
+        for item in removals:
+            if self._discard(item.path, _TRASH_PREFIX):
+                removed += 1
+                freed += item.bytes
         _, swept_bytes = self._sweep()
         for step_dir in self._step_dirs():
             with contextlib.suppress(OSError):

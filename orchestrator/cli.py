@@ -23,6 +23,7 @@ from orchestrator.errors import (
     ConfigError,
     LongtakeError,
     RunInterrupted,
+    UsageError,
     check_writable_folder,
     find_write_os_error,
     write_failure,
@@ -45,9 +46,12 @@ def _parse_indices(value: str | None, option: str) -> set[int] | None:
     if value is None:
         return None
     try:
-        return {int(v) for v in value.split(",") if v.strip()}
+        indices = {int(v) for v in value.split(",") if v.strip()}
     except ValueError:
         raise ConfigError(f"{option} takes segment numbers separated by commas, like 3,7; got {value!r}") from None
+    if not indices:
+        raise ConfigError(f"{option} names no segment (got {value!r}); give segment numbers separated by commas, like 3,7")
+    return indices
 
 
 def _set_global_flag(ctx: click.Context, param: click.Parameter, value: bool) -> None:
@@ -94,18 +98,20 @@ def _load(project_file: Path):
 @click.pass_context
 def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None) -> None:
     """Split the voiceover into generation segments; write plan.json and plan.png to the workdir."""
-    from orchestrator.atomic import atomic_copy
+    from orchestrator.clean import register_project
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
+    from orchestrator.preflight import check_project
 
     events = _setup(ctx)
     project = _load(project_file)
+    check_project(project)  # everything `run` would trip over later, before any work
     graph = RunGraph(project, events, vad=vad)
     with WorkdirLock(project.workdir, command="plan"):
+        register_project(project.workdir, project.project_file)
         the_plan = graph.run_plan()
-        entry = graph.entries["plan"]
-        for name in ("plan.json", "plan.png"):
-            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
+        graph.export_plan_files()
+        graph.check_plan(the_plan)
     events.clear()
     if json_out:
         click.echo(the_plan.to_json(), nl=False)
@@ -172,8 +178,13 @@ def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: s
         else:
             click.echo(format_status(statuses, only_pending=True) if pending else "nothing to run: everything is done")
         return
+    from orchestrator.clean import register_project
+    from orchestrator.preflight import check_project
+
+    check_project(project)  # before the lock: a work folder that collides with the output must not be created
     try:
         with WorkdirLock(project.workdir, command="run"):
+            register_project(project.workdir, project.project_file)
             summary = graph.run(redo=redo_set, only_segments=only, max_cost_usd=None if yes else getattr(project.generator, "max_cost_usd", None))
     finally:
         graph.close()
@@ -221,20 +232,46 @@ def status(ctx: click.Context, project_file: Path, json_out: bool) -> None:
 
 # -- clean ---------------------------------------------------------------------------------------
 
+def _stdin_is_tty() -> bool:
+    return sys.stdin is not None and sys.stdin.isatty()
+
+
 @cli.command()
 @click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--dry-run", is_flag=True, help="List what would be removed; remove nothing.")
+@click.option("-y", "--yes", is_flag=True, help="Remove generated segments without asking.")
 @click.pass_context
-def clean(ctx: click.Context, project_file: Path) -> None:
-    """Remove cache entries the current project no longer uses."""
-    from orchestrator.graph import RunGraph
+def clean(ctx: click.Context, project_file: Path, dry_run: bool, yes: bool) -> None:
+    """Remove cache entries no rerun of this project (or another using the same workdir) would reuse."""
+    from orchestrator.cache import StepCache
+    from orchestrator.clean import plan_clean, register_project
     from orchestrator.lock import WorkdirLock
 
     _setup(ctx)
     project = _load(project_file)
-    graph = RunGraph(project)
+    if dry_run:
+        todo = plan_clean(project)
+        click.echo(f"would remove {todo.summary()}" if todo.removals else "nothing to remove: every cache entry is still used")
+        for r in todo.removals:
+            click.echo(f"  {r.step}/{r.key[:12]}  {r.bytes / 1e6:.1f} MB")
+        return
     with WorkdirLock(project.workdir, command="clean"):
-        removed, freed = graph.cache.remove_except(graph.keep_set())
+        register_project(project.workdir, project.project_file)
+        todo = plan_clean(project)
+        segments = todo.segments
+        if segments and not yes:
+            what = (f"{len(segments)} generated segment(s) ({sum(r.bytes for r in segments) / 1e6:.1f} MB of GPU work "
+                    "no rerun of this project would reuse)")
+            if not _stdin_is_tty():
+                raise UsageError(f"clean would delete {what}; see them with `longtake clean {project_file} --dry-run`, "
+                                 "then pass --yes to delete them. Nothing was removed.")
+            if not click.confirm(f"delete {what} along with the rest ({todo.summary()})?", default=False, err=True):
+                click.echo("nothing removed", err=True)
+                return
+        removed, freed = StepCache(project.workdir).remove(todo.removals)
     click.echo(f"removed {removed} unused cache entr{'y' if removed == 1 else 'ies'}, freed {freed / 1e6:.1f} MB")
+    if todo.removals:
+        click.echo(f"  ({todo.summary()})")
 
 
 # -- init -------------------------------------------------------------------------------------------
@@ -264,12 +301,15 @@ def init(voiceover: Path, portrait: Path, project_file: Path | None, backend: st
 @click.pass_context
 def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Path | None, out_dir: Path | None, json_out: bool) -> None:
     """Measure seams, colour and identity drift, lip/audio sync and integrity of a finished video."""
+    from orchestrator.preflight import Write, refuse_overwriting_inputs
     from segmenters.plan import Plan
-    from stitchers.report import build_report, format_summary
+    from stitchers.report import REPORT_FILES, build_report, format_summary
 
     events = _setup(ctx)
-    the_plan = Plan.load(plan_file) if plan_file else None
     out_dir = out_dir or video.parent / (video.stem + ".report")
+    inputs = {name: path for name, path in (("video", video), ("plan file", plan_file), ("portrait", portrait)) if path is not None}
+    refuse_overwriting_inputs([Write("report file", out_dir / name, "pass --out with another folder") for name in REPORT_FILES], inputs)
+    the_plan = Plan.load(plan_file) if plan_file else None
     check_writable_folder(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder")
     try:
         result = build_report(video, plan=the_plan, portrait=portrait, out_dir=out_dir,
@@ -322,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except Exception as exc:
         # The last net for a disk problem some writer met outside the translated paths: still a sentence.
-        translated = write_failure(exc, _failed_path(exc))
+        path = _failed_path(exc)
+        translated = write_failure(exc, path, f"use {path}")
         if translated is not None:
             if debug:
                 traceback.print_exc()

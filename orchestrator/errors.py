@@ -206,6 +206,9 @@ def check_writable_folder(folder: Path | str, doing: str, *, elsewhere: str) -> 
     import tempfile
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise WriteError(f"could not {doing}: {folder} is a file, not a folder. Name a folder or {elsewhere}.",
+                         path=folder, errno=_errno.ENOTDIR)
     with writing_to(folder, doing, elsewhere=elsewhere):
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder):

@@ -23,7 +23,7 @@ from typing import Any, Callable
 import networkx as nx
 import numpy as np
 
-from orchestrator import steps
+from orchestrator import preflight, steps
 from orchestrator.atomic import atomic_write_text
 from orchestrator.cache import CacheEntry, EntryWriter, StepCache, canonical_json, file_sha256, step_key
 from orchestrator.config import Project
@@ -88,6 +88,8 @@ class _Spec:
     material: Callable[[], tuple[dict, dict]]  # (params, inputs); raises _Pending
     execute: Callable[[EntryWriter], Any]
     with_model: bool = False
+    # The params alone, computable while an input is still pending (`clean` matches entries by them).
+    params: Callable[[], dict] | None = None
 
 
 @dataclass
@@ -105,14 +107,16 @@ def segment_node(index: int) -> str:
 class RunGraph:
     """Builds and walks the graph for one project. Not thread-safe; hold the workdir lock around ``run``."""
 
-    def __init__(self, project: Project, events: Events | None = None, *, vad: str | None = None):
+    def __init__(self, project: Project, events: Events | None = None, *, vad: str | None = None,
+                 cache: StepCache | None = None, record: bool = True):
         from generators import get_generator_class
         from segmenters.planner import context_frames_for
 
         self.project = project
         self.events = events or Events(progress=False)
         self.vad_name = vad or project.segmenter.vad
-        self.cache = StepCache(project.workdir)
+        self.cache = cache if cache is not None else StepCache(project.workdir)
+        self._record = record  # False: leave state.json alone (planning for `clean`)
         self.gen_cls = get_generator_class(project.generator.backend)
         self.grid = self.gen_cls.grid_for(project.generator)
         self.context_frames = context_frames_for(
@@ -224,9 +228,9 @@ class RunGraph:
             return self._segment_spec(int(node.split("_")[1]))
         if node == "stitch":
             return _Spec(node, "stitch", [segment_node(s.index) for s in self._require_plan().segments] + ["portrait"],
-                         self._stitch_material, self._stitch_execute)
+                         self._stitch_material, self._stitch_execute, params=self._stitch_params)
         if node == "report":
-            return _Spec(node, "report", ["stitch"], self._report_material, self._report_execute)
+            return _Spec(node, "report", ["stitch"], self._report_material, self._report_execute, params=dict)
         raise KeyError(node)
 
     def _segment_spec(self, index: int) -> _Spec:
@@ -237,8 +241,7 @@ class RunGraph:
         prev = segment_node(index - 1)
         tail_start, tail_frames = steps.tail_range(plan, seg)
 
-        def material():
-            ingest = self._need("ingest")
+        def params_of() -> dict:
             params = {
                 "index": index,
                 "gen_frames": seg.gen_frames,
@@ -254,6 +257,11 @@ class RunGraph:
             }
             if chained:
                 params["color_hold"] = [p.stitcher.color_hold, p.stitcher.color_hold_strength]
+            return params
+
+        def material():
+            ingest = self._need("ingest")
+            params = params_of()
             inputs = {"audio": self._segment_audio_hash(ingest, index), "portrait": self._need("portrait").output_hash("portrait.png")}
             if chained:
                 prev_entry = self._need(prev)
@@ -263,7 +271,8 @@ class RunGraph:
             return params, inputs
 
         deps = ["ingest", "portrait"] + ([prev] if chained else [])
-        return _Spec(segment_node(index), "segment", deps, material, lambda w: self._segment_execute(index, w), with_model=True)
+        return _Spec(segment_node(index), "segment", deps, material, lambda w: self._segment_execute(index, w), with_model=True,
+                     params=params_of)
 
     def _segment_audio_hash(self, ingest: CacheEntry, index: int) -> str:
         if index not in self._audio_hash:
@@ -368,12 +377,15 @@ class RunGraph:
         inputs["portrait"] = self._need("portrait").output_hash("portrait.png")
         if p.export.captions is not None:
             inputs["captions"] = self._file_hash(p.export.captions, "export.captions")
-        params = {
+        return self._stitch_params(), inputs
+
+    def _stitch_params(self) -> dict:
+        p = self.project
+        return {
             "stitcher": p.stitcher.model_dump(mode="json"),
             "export": self._export_config().model_dump(mode="json", exclude={"captions"}),
             "video": p.video.model_dump(mode="json"),
         }
-        return params, inputs
 
     def _stitch_execute(self, w: EntryWriter) -> None:
         from stitchers.stitch import stitch
@@ -381,11 +393,17 @@ class RunGraph:
         p = self.project
         plan = self._require_plan()
         clips = [self._need(segment_node(s.index)).output("clip.mp4") for s in plan.segments]
-        result = stitch(
-            plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
-            stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
-            progress=lambda done, total: self.events.progress("stitching frame", done, total),
-        )
+        try:
+            result = stitch(
+                plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
+                stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
+                progress=lambda done, total: self.events.progress("stitching frame", done, total),
+            )
+        except MediaError as exc:
+            # A damaged clip's message says `--redo N`; name the real project file in it.
+            if p.project_file is not None and "PROJECT.yaml" in str(exc):
+                raise MediaError(str(exc).replace("PROJECT.yaml", str(p.project_file))) from None
+            raise
         w.meta.update(frames=result.frames, duration_s=result.duration_s, size_bytes=result.size_bytes, warnings=list(result.warnings))
 
     def _export_config(self):
@@ -450,8 +468,11 @@ class RunGraph:
         key = step_key(spec.step, params=params, inputs=inputs, code_version=steps.CODE_VERSIONS[spec.step], model_identity=model)
         return key, params, inputs
 
-    def _lookup(self, spec: _Spec, key: str) -> CacheEntry | None:
-        return self.cache.lookup(spec.step, key)
+    def _lookup(self, spec: _Spec, key: str, *, execute: bool) -> tuple[CacheEntry | None, str | None]:
+        """(entry, problem). Only a run (holding the lock) discards a broken entry; `status` just reports it."""
+        if execute:
+            return self.cache.lookup(spec.step, key), None
+        return self.cache.inspect(spec.step, key)
 
     def resolve(self, node: str, *, execute: bool, force: bool = False) -> StepStatus:
         spec = self._spec(node)
@@ -459,12 +480,17 @@ class RunGraph:
             key, params, inputs = self._key(spec)
         except _Pending as pending:
             return StepStatus(node, False, f"waits on {pending.node}")
-        entry = None if force else self._lookup(spec, key)
+        entry, broken = (None, None) if force else self._lookup(spec, key, execute=execute)
         if entry is not None:
             self.entries[node] = entry
             self.events.emit("step_cached", step=node, key=key[:12])
             return StepStatus(node, True, "done", key, entry.duration_s, _warnings_of(entry))
-        reason = "redo requested" if force else self._why(node, spec, key, params, inputs)
+        if force:
+            reason = "redo requested"
+        elif broken:
+            reason = f"cache entry broken ({broken}); `longtake run` redoes it"
+        else:
+            reason = self._why(node, spec, key, params, inputs)
         if not execute:
             return StepStatus(node, False, reason, key)
         self.events.status(f"{node}: running ({reason})", final=True)
@@ -494,6 +520,8 @@ class RunGraph:
             return {}
 
     def _remember(self, node: str, step: str, key: str) -> None:
+        if not self._record:
+            return
         state = self._state()
         state[node] = {"step": step, "key": key}
         atomic_write_text(self._state_path, json.dumps(state, indent=1, sort_keys=True),
@@ -503,7 +531,7 @@ class RunGraph:
         last = self._state().get(node)
         if not last:
             return "missing"
-        old = self.cache.lookup(last["step"], last["key"])
+        old, _broken = self.cache.inspect(last["step"], last["key"])
         if old is None:
             return "missing (cache entry removed)" if last["key"] != key else "missing"
         m = old.manifest
@@ -567,9 +595,12 @@ class RunGraph:
     def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None, max_cost_usd: float | None = None) -> RunSummary:
         """Run every step; with ``max_cost_usd``, refuse (ConfigError) when the segments still to generate cost more."""
         summary = RunSummary()
+        preflight.check_project(self.project)
         self.cache.sweep_temp()
         plan = self.run_plan()
         assert plan is not None
+        self.export_plan_files()
+        self.check_plan(plan)
         self._only_segments = only_segments
         if max_cost_usd is not None:
             cost = self.pending_cost()
@@ -614,29 +645,48 @@ class RunGraph:
             (summary.cached if st.reason == "done" else summary.ran).append(node)
         return summary
 
+    def export_plan_files(self) -> None:
+        """plan.json and plan.png in the workdir, where `longtake report --plan W/plan.json` finds them."""
+        from orchestrator.atomic import atomic_copy
+
+        entry = self._need("plan")
+        for name in ("plan.json", "plan.png"):
+            atomic_copy(entry.output(name), Path(self.project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
+
+    def check_plan(self, plan: Plan) -> None:
+        """What needs the plan to check, before any segment is generated: can the export settings encode it?"""
+        channels = int(self._need("ingest").meta.get("channels", 1))
+        preflight.check_plan_exports(self.project, plan, self._export_config(), channels)
+
     def _export_video(self) -> Path:
         """Put the stitched video at the user's output path, unless the same bytes are already there."""
         out = Path(self.project.output)
         entry = self._need("stitch")
         if not out.is_file() or out.stat().st_size != entry.manifest["outputs"]["video.mp4"]["bytes"] or file_sha256(out) != entry.output_hash("video.mp4"):
+            # The old video's report must not sit beside the new video if this run stops before its report.
+            for stale in preflight.report_paths(out):
+                stale.unlink(missing_ok=True)
             steps.export_to_output(entry.output("video.mp4"), out)
         return out
 
     def _export_report(self) -> dict:
         out = Path(self.project.output)
         report = self._need("report")
-        for name in ("report.json", "report.png"):
+        for name, target in zip(("report.json", "report.png"), preflight.report_paths(out)):
             if name in report.outputs:
-                steps.export_to_output(report.output(name), out.with_name(out.stem + "." + name))
+                steps.export_to_output(report.output(name), target)
         return json.loads(report.output("report.json").read_text())
 
-    def keep_set(self) -> set[tuple[str, str]]:
-        """(step, key) of every entry the current project uses, for `longtake clean`."""
-        keep = set()
-        for st in self.status():
-            if st.key is not None and st.done:
-                keep.add((self._spec(st.node).step, st.key))
-        return keep
+    def reuse_filter(self, node: str) -> tuple[str, dict | None, str | None]:
+        """(cache step, params or None, model identity) of ``node``: what an entry must match to be reused by it.
+
+        For `clean`, when ``node``'s key cannot be computed yet (an input step has no entry).
+        """
+        spec = self._spec(node)
+        return spec.step, (spec.params() if spec.params is not None else None), (self.model_identity() if spec.with_model else None)
+
+    def step_of(self, node: str) -> str:
+        return self._spec(node).step
 
     def close(self) -> None:
         if self._generator is not None:

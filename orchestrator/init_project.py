@@ -5,17 +5,17 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import yaml
+
 from orchestrator.atomic import atomic_write_text
 from orchestrator.errors import ConfigError, MediaError, not_a_file, refuse_folder
+from orchestrator.preflight import Write, refuse_overwriting_inputs, report_paths, same_file
 
 STARTER = """\
 # longtake project. Every key is documented in configs/example.yaml of the longtake repo.
 # Paths are relative to this file.
-voiceover: {voiceover}
-portrait: {portrait}
-prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
+{paths}prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
 negative_prompt: "blurry, distorted face, extra limbs, text, watermark, low quality"
-output: {stem}.mp4
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
 audio: {{target_lufs: -14, trim_leading_silence: true}}
@@ -45,20 +45,42 @@ def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | 
             raise MediaError(f"{kind} {path} {problem}; name the {kind} file")
     project_file = Path(project_file) if project_file else Path(voiceover).with_name("project.yaml")
     refuse_folder(project_file, f"write the project file {project_file}", elsewhere="pass -o with a file name")
+    inputs = {"voiceover": Path(voiceover), "portrait": Path(portrait)}
+    refuse_overwriting_inputs([Write("project file", project_file, "pass -o with another name")], inputs)
     if project_file.exists() and not force:
         raise ConfigError(f"{project_file} already exists; pass --force to overwrite it or -o to write elsewhere")
     base = project_file.resolve().parent
+    paths = {
+        "voiceover": _rel(voiceover, base),
+        "portrait": _rel(portrait, base),
+        "output": _rel(free_output_name(Path(voiceover), base, [*inputs.values(), project_file]), base),
+    }
+    # The YAML library quotes what needs quoting (`take #2.wav`, `a: b.wav`, `[draft].wav`).
     text = STARTER.format(
-        voiceover=_rel(voiceover, base),
-        portrait=_rel(portrait, base),
-        stem=Path(voiceover).stem,
+        paths=yaml.safe_dump(paths, sort_keys=False, allow_unicode=True, width=2**31),
         backend=backend,
         backend_options={"ltx2": LTX2_OPTIONS, "fal": FAL_OPTIONS}.get(backend, ""),
         chaining="bookend                # bookend | anchor | last-frame (tail cannot run on fal)" if backend == "fal"
         else "tail                 # tail | last-frame | anchor | bookend",
     )
+    parsed = yaml.safe_load(text)
+    if any(parsed.get(k) != v for k, v in paths.items()):  # pragma: no cover - the library's own guarantee
+        raise ConfigError(f"could not write the paths {paths} into a project file that reads them back unchanged")
     atomic_write_text(project_file, text, doing=f"write the project file {project_file}", elsewhere="pass -o with a file in another folder")
     return project_file
+
+
+def free_output_name(voiceover: Path, folder: Path, avoid: list[Path]) -> Path:
+    """``<voiceover stem>.longtake.mp4`` in ``folder`` (numbered when needed) that is none of ``avoid``.
+
+    The voiceover may itself be an MP4 (``talk.mp4``): the video must never take its name.
+    """
+    stem = voiceover.stem
+    for n in range(1, 1000):
+        candidate = folder / (f"{stem}.longtake.mp4" if n == 1 else f"{stem}.longtake-{n}.mp4")
+        if not any(same_file(target, a) for target in (candidate, *report_paths(candidate)) for a in avoid):
+            return candidate
+    raise ConfigError(f"could not find a free output name beside {voiceover}; set `output:` by hand")  # pragma: no cover
 
 
 def _rel(path: Path, base: Path) -> str:

@@ -26,7 +26,9 @@ from stitchers.clip_io import VideoInfo, probe_video
 from stitchers.color import YCbCrSpace, ycbcr_space_for
 from stitchers.compose import Geometry, clip_frames_needed
 
-_FIX = "regenerate it (delete the segment's cache entry and run `longtake run` again)"
+def _fix(segment: int) -> str:
+    # --redo replaces the cached entry in one step; no folder needs deleting by hand.
+    return f"regenerate it with `longtake run PROJECT.yaml --redo {segment}`"
 _PLANAR_444 = ("yuv444p", "yuvj444p")
 
 
@@ -43,20 +45,20 @@ def check_clip(plan: Plan, i: int, path: Path) -> tuple[CheckedClip, list[str]]:
     path = Path(path)
     where = f"segment {i}: clip {path}"
     if not path.is_file():
-        raise MediaError(f"{where} is missing; {_FIX}")
+        raise MediaError(f"{where} is missing; {_fix(i)}")
     try:
         info = probe_video(path)
     except MediaError as exc:
-        raise MediaError(f"segment {i}: {exc}; {_FIX}") from None
+        raise MediaError(f"segment {i}: {exc}; {_fix(i)}") from None
     seg = plan.segments[i]
     if (info.width, info.height) != (plan.width, plan.height):
-        raise MediaError(f"{where} is {info.width}×{info.height} but the plan generates {plan.width}×{plan.height}; {_FIX}")
+        raise MediaError(f"{where} is {info.width}×{info.height} but the plan generates {plan.width}×{plan.height}; {_fix(i)}")
     if info.fps and abs(Fraction(info.fps) - plan.fps) > plan.fps / 1000:
-        raise MediaError(f"{where} runs at {float(info.fps):g} fps but the plan is {float(plan.fps):g} fps; {_FIX}")
+        raise MediaError(f"{where} runs at {float(info.fps):g} fps but the plan is {float(plan.fps):g} fps; {_fix(i)}")
     needed = clip_frames_needed(plan, i)
     warnings: list[str] = []
     if info.num_frames and info.num_frames < needed:
-        raise MediaError(f"{where} has {info.num_frames} frames but the stitch needs its first {needed} (the plan generates {seg.gen_frames}); the file is truncated; {_FIX}")
+        raise MediaError(f"{where} has {info.num_frames} frames but the stitch needs its first {needed} (the plan generates {seg.gen_frames}); the file is truncated; {_fix(i)}")
     if info.num_frames and info.num_frames != seg.gen_frames:
         warnings.append(f"segment {i}: clip {path} has {info.num_frames} frames, the plan generates {seg.gen_frames}; using its first {needed}")
     return CheckedClip(i, path, info, needed), warnings
@@ -96,15 +98,15 @@ def iter_clip(clip: CheckedClip, limit: int | None = None) -> Iterator[YuvFrame]
             stream.thread_type = "AUTO"
             for frame in container.decode(stream):
                 if (frame.width, frame.height) != (clip.info.width, clip.info.height):
-                    raise MediaError(f"{where} changes size to {frame.width}×{frame.height} at frame {got}; {_FIX}")
+                    raise MediaError(f"{where} changes size to {frame.width}×{frame.height} at frame {got}; {_fix(clip.segment)}")
                 yield _as_yuv444(frame)
                 got += 1
                 if got >= want:
                     return
     except av.FFmpegError as exc:
-        raise MediaError(f"{where} cannot be decoded at frame {got}: {exc}; {_FIX}") from None
+        raise MediaError(f"{where} cannot be decoded at frame {got}: {exc}; {_fix(clip.segment)}") from None
     if got < want:
-        raise MediaError(f"{where} ends after {got} frames but the stitch needs {want}; the file is truncated; {_FIX}")
+        raise MediaError(f"{where} ends after {got} frames but the stitch needs {want}; the file is truncated; {_fix(clip.segment)}")
 
 
 def _to_rgb_small(yuv: YuvFrame, geometry: Geometry, max_pixels: int) -> np.ndarray:
@@ -153,7 +155,7 @@ def sample_clip_rgb(clip: CheckedClip, lo: int, hi: int, geometry: Geometry, *, 
                                 found[index] = _to_rgb_small(_as_yuv444(decoded[0]), geometry, max_pixels)
                         break
     except av.FFmpegError as exc:
-        raise MediaError(f"{where} cannot be decoded: {exc}; {_FIX}") from None
+        raise MediaError(f"{where} cannot be decoded: {exc}; {_fix(clip.segment)}") from None
     if len(found) >= min(3, count):
         return [found[k] for k in sorted(found)]
     wanted = set(targets)

@@ -163,6 +163,9 @@ class Report:
 # -- building -------------------------------------------------------------------------------
 
 
+REPORT_FILES = ("report.json", "report.png", "contact_sheet.png")
+
+
 def build_report(
     video: Path,
     *,
@@ -180,6 +183,10 @@ def build_report(
     Raises MediaError for a missing or unreadable video or portrait.
     """
     video = Path(video)
+    if out_dir is not None:
+        # A report that stops half-way (Ctrl-C, a bad frame) must not leave an older video's files looking current.
+        for name in REPORT_FILES:
+            (Path(out_dir) / name).unlink(missing_ok=True)
     portrait_rgb = load_portrait(Path(portrait)) if portrait is not None else None
     fps_hint = probe_video(video, count_frames=False).fps
     notes: list[str] = []

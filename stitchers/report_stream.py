@@ -328,12 +328,17 @@ def load_portrait(path: Path) -> np.ndarray:
     """RGB uint8 of a portrait image, or MediaError naming the file."""
     from PIL import Image, UnidentifiedImageError
 
+    from generators.portrait import too_many_pixels
+
     path = Path(path)
-    if not path.is_file():
-        raise MediaError(f"portrait image is missing: {path}")
+    problem = not_a_file(path)
+    if problem:
+        raise MediaError(f"portrait image is missing: {path}" if problem == "does not exist" else f"portrait {path} {problem}")
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError:
+        raise MediaError(too_many_pixels(path)) from None
     except (UnidentifiedImageError, OSError) as exc:
         raise MediaError(f"cannot read portrait {path}: {exc}") from None
 

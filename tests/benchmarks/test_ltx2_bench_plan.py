@@ -54,17 +54,25 @@ def test_price_plan_uses_each_recipes_passes():
     assert priced["interpolated_segments"] == 0
 
 
-def test_tiny_plan_section_runs_on_cpu(tmp_path):
+def test_tiny_plan_and_options_sections_run_on_cpu(tmp_path):
     out = tmp_path / "figures.json"
     proc = subprocess.run(
-        [sys.executable, "benchmarks/ltx2_gpu_bench.py", "--tiny", "--sections", "plan", "--plan-max-lengths", "2",
-         "--work", str(tmp_path / "work"), "--out", str(out)],
+        [sys.executable, "benchmarks/ltx2_gpu_bench.py", "--tiny", "--sections", "plan,options", "--plan-max-lengths", "2",
+         "--options", "fp8,lora-fused,sage", "--work", str(tmp_path / "work"), "--out", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=600, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
-    section = json.loads(out.read_text())["plan"]
+    figures = json.loads(out.read_text())
+    section = figures["plan"]
     assert set(section["priced"]) == {"32x48/distilled", "32x48/dev", "40x64/distilled", "40x64/dev"}
     for key, row in section["priced"].items():
         assert row["segments"] == len(section["plans"][key]["gen_frames"]) and row["per_output_s"] > 0
     assert all(len(m) == 2 for m in section["measured"].values())
     assert "EXTRAPOLATED" in proc.stdout and "GPU-s per output second" in proc.stdout
+    rows = figures["options"]["rows"]
+    assert list(rows) == ["bf16", "fp8", "lora-unfused", "lora-fused", "sage"]  # each baseline measured before its option
+    fp8, fused = rows["fp8"]["vs"], rows["lora-fused"]["vs"]
+    assert 0 < fp8["latent_rel_err"] < 0.25 and rows["fp8"]["exactness"].startswith("approximate")  # emulated fp8 rounding on CPU
+    assert fused["latent_rel_err"] < 1e-5 and rows["lora-fused"]["exactness"] == "exact"
+    assert "sageattention" in rows["sage"]["error"]  # not installable here: reported, not fatal
+    assert "vs lora-unfused: stage 2 x" in proc.stdout

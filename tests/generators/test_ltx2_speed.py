@@ -178,3 +178,53 @@ def test_quality_guard_each_option_against_todays_path(tiny_model, lora_file, tm
     assert rows["attention: native"][0] < 1e-6 and is_exact("attention", "native")
     err, psnr = rows["fp8_linears: emulated"]
     assert 1e-4 < err < 0.25 and psnr > 20 and not is_exact("fp8_linears", "emulated")  # fp8 rounding is visible, and bounded
+
+
+# ------------------------------------------------------------------------------------------ on a GPU (pytest -m gpu)
+gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _gpu_run(tiny_model, tmp_path, name, **kw):
+    return run(tiny_model, tmp_path, name, device="cuda", dtype="bfloat16", **kw)
+
+
+@pytest.mark.gpu
+@gpu
+@pytest.mark.parametrize(
+    "name, kw, exact",
+    [
+        ("compile", dict(compile="blocks"), True),
+        ("attention-native", dict(attention="native"), True),
+        ("fp8", dict(fp8_linears="on", fp8_edge_blocks_bf16=0), False),
+        ("fp8-compile", dict(fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks"), False),
+        ("sage", dict(attention="sage"), False),
+        ("sage-hub", dict(attention="sage-hub"), False),
+    ],
+)
+def test_gpu_option_against_bf16(tiny_model, tmp_path, name, kw, exact):
+    if kw.get("fp8_linears") == "on":
+        pytest.importorskip("torchao")
+        if torch.cuda.get_device_capability() < (8, 9):
+            pytest.skip("fp8 matmuls need compute capability ≥ 8.9")
+    if kw.get("attention") == "sage":
+        pytest.importorskip("sageattention")
+    if kw.get("attention") == "sage-hub":
+        pytest.importorskip("kernels")
+    g, ref_lat, ref_frames = _gpu_run(tiny_model, tmp_path, "ref")
+    assert any("cuDNN SDPA first" in n for n in g.speed.notes) or any("default SDPA" in n for n in g.speed.notes)
+    opt, lat, frames = _gpu_run(tiny_model, tmp_path, name, **kw)
+    err, psnr = latent_rel_error(ref_lat.float(), lat.float()), psnr_db(ref_frames, frames)
+    print(f"GPU quality guard, {name}: latent relative error {err:.2e}, PSNR {psnr:.1f} dB")
+    if kw.get("fp8_linears") == "on":
+        assert len(opt.speed.fp8_layers) == 2 * len(FP8_TARGETS)
+    # bf16 kernels differ in rounding only; 8-bit ones are bounded, not exact.
+    assert err < (0.05 if exact else 0.3) and psnr > (30 if exact else 18)
+
+
+@pytest.mark.gpu
+@gpu
+def test_gpu_fused_lora_matches_unfused(tiny_model, lora_file, tmp_path):
+    _, u_lat, u_frames = _gpu_run(tiny_model, tmp_path, "unfused", stage2_lora=str(lora_file))
+    fused, f_lat, f_frames = _gpu_run(tiny_model, tmp_path, "fused", stage2_lora=str(lora_file), stage2_lora_mode="fused")
+    assert fused.speed.fused_lora is not None and fused.speed.fused_lora.bytes > 0
+    assert latent_rel_error(u_lat.float(), f_lat.float()) < 0.05 and psnr_db(u_frames, f_frames) > 30

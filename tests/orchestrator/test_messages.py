@@ -155,6 +155,13 @@ def test_a_900_megapixel_portrait_is_told_to_downscale(tmp_path):
     assert "downscale" in text and "save it as PNG" not in text
 
 
+def test_report_portrait_over_the_pixel_limit_is_a_sentence(tmp_path):
+    from stitchers.report_stream import load_portrait
+
+    with pytest.raises(MediaError, match=r"too many pixels \(30000×30000 = 900 MP"):
+        load_portrait(_png_header_only(tmp_path / "huge.png", 30000, 30000))
+
+
 def test_decompression_bomb_warning_becomes_a_portrait_warning(tmp_path, monkeypatch):
     from generators.portrait import prepare_portrait
 

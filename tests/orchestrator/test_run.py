@@ -254,7 +254,7 @@ def test_clean_removes_only_unused_entries(baseline, tmp_path):
     data["segments"] = [{"index": len(baseline["plan"].segments) - 1, "prompt": "a last smile"}]
     project.write_text(yaml.safe_dump(data, sort_keys=False))
     longtake("run", str(project), check=True)
-    out = longtake("clean", str(project), check=True).stdout
+    out = longtake("clean", str(project), "--yes", check=True).stdout
     assert out.startswith("removed 3 ")  # the old last segment, stitch and report
     assert longtake("status", str(project)).returncode == 0
 

@@ -146,6 +146,16 @@ def test_init_onto_a_read_only_folder(tmp_path):
     assert "could not write the project file" in proc.stderr and "read-only" in proc.stderr and "pass -o" in proc.stderr
 
 
+def test_report_into_a_file_or_a_folder_it_cannot_make(tmp_path):
+    from orchestrator.errors import check_writable_folder
+
+    (tmp_path / "taken").write_text("x")
+    with pytest.raises(WriteError, match="is a file, not a folder"):
+        check_writable_folder(tmp_path / "taken", "write the report", elsewhere="pass --out with another folder")
+    with pytest.raises(WriteError, match="a part of .* is a file, not a folder"):
+        check_writable_folder(tmp_path / "taken" / "sub", "write the report", elsewhere="pass --out with another folder")
+
+
 def test_report_into_a_read_only_folder(tmp_path):
     from tests.media_report import Spec, make_video
 
@@ -160,3 +170,18 @@ def test_report_into_a_read_only_folder(tmp_path):
             assert proc.returncode == 1
             assert f"could not write the report into {out}" in proc.stderr and "read-only" in proc.stderr
             assert "pass --out" in proc.stderr
+
+
+def test_the_cli_last_net_turns_a_stray_disk_error_into_a_sentence(tmp_path, monkeypatch, capsys):
+    import orchestrator.cli as cli_mod
+
+    def load(path):
+        raise RuntimeError("a library wrapped it") from OSError("8192 requested and 0 written")
+
+    monkeypatch.setattr(cli_mod, "_load", load)
+    assert cli_mod.main(["status", str(tmp_path / "p.yaml")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: could not use ") and "the disk is full" in err and "Traceback" not in err
+    monkeypatch.setattr(cli_mod, "_load", lambda path: 1 / 0)  # a real bug still shows its traceback
+    assert cli_mod.main(["status", str(tmp_path / "p.yaml")]) == 1
+    assert "Traceback" in capsys.readouterr().err
