@@ -318,7 +318,7 @@ class RunGraph:
                 continue
             spec = self._spec(node)
             key, _params, _inputs = self._key(spec)
-            if self._lookup(spec, key) is not None:
+            if self._lookup(spec, key, execute=False)[0] is not None:
                 continue
             audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
             requests.append(steps.build_request(
