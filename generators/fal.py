@@ -236,7 +236,7 @@ class RequestJournal:
         """Every request submitted and not yet downloaded, oldest first."""
         records = []
         if self.folder.is_dir():
-            for path in sorted(self.folder.glob("*.json")):
+            for path in sorted(self.folder.glob("[!.]*.json")):  # not an atomic write's hidden temporary file
                 try:
                     rec = json.loads(path.read_text())
                 except (OSError, ValueError):

@@ -141,7 +141,8 @@ def test_kill_9_in_flight_then_rerun_pays_once_per_segment(tmp_path, speech_flac
         journal = tmp_path / "killed" / "project.longtake-work" / "fal"
 
         def in_flight() -> int:
-            records = [json.loads(f.read_text()) for f in journal.glob("*.json")] if journal.is_dir() else []
+            # not the ".<name>.tmp" files an atomic write leaves for a moment
+            records = [json.loads(f.read_text()) for f in journal.glob("[!.]*.json")] if journal.is_dir() else []
             return sum(1 for r in records if r.get("status") == "submitted" and r.get("request_id"))
 
         deadline = time.monotonic() + 120
@@ -156,7 +157,9 @@ def test_kill_9_in_flight_then_rerun_pays_once_per_segment(tmp_path, speech_flac
         rerun = cli("run", str(project), "--json", env=env_for(slow))
         assert rerun.returncode == 0, rerun.stderr
         n = len(plan_of(tmp_path / "killed")["segments"])
-        assert slow.submissions == n, f"{slow.submissions} requests for {n} segments ({submitted_before} before the kill)"
+        seeds = sorted(r.arguments["seed"] for r in slow.requests.values())
+        assert slow.submissions == n, (f"{slow.submissions} requests for {n} segments ({submitted_before} before the kill); seeds {seeds}; "
+                                       f"stderr {rerun.stderr[-2000:]}")
         assert frame_digest(tmp_path / "killed" / "out" / "video.mp4") == frame_digest(tmp_path / "ref" / "out" / "video.mp4")
         assert_key_nowhere(tmp_path / "killed", rerun.stdout, rerun.stderr, status.stdout)
     finally:
