@@ -16,8 +16,10 @@ segments, encodes each distinct prompt once into an on-disk cache
 4. decodes the latents and streams the frames into the segment's clip, keeping
    the tail frames losslessly as ``.npy`` for the next segment.
 
-The frame grid is read from the model folder's VAE config without loading
-weights, so ``longtake plan`` never needs a GPU.
+The model is Lightricks' single-file checkpoint (``ltx2_official``) or a
+diffusers-format folder. The frame grid is read from the checkpoint's config
+metadata or the folder's VAE config without loading weights, so ``longtake
+plan`` never needs a GPU.
 """
 
 from __future__ import annotations
@@ -42,7 +44,8 @@ log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI sho
 LTX2_TEMPORAL_COMPRESSION = 8
 LTX2_SPATIAL_COMPRESSION = 32
 # Bump when a change here alters the frames a given model and request produce (part of the model identity).
-PIPELINE_VERSION = 1
+# 2: the reference's maths (LTX2Scheduler sigmas, CFG/STG passes, frozen-audio modulation, torchaudio's resampler).
+PIPELINE_VERSION = 2
 CLIP_NAME = "clip.mp4"
 TAIL_NAME = "tail.npy"
 PROMPT_CACHE_DIR = "ltx2-prompts"
@@ -51,11 +54,17 @@ KEEP_TEXT_STAGE_MAX_SHARE = 0.15
 
 
 def vae_compression_from_config(model: str | Path | None) -> tuple[int, int]:
-    """(temporal, spatial) compression of the video VAE, from ``<model>/vae/config.json`` if it is a local folder.
+    """(temporal, spatial) compression of the video VAE, from ``<model>/vae/config.json`` if it is a local folder,
+    or from the config inside a Lightricks single-file checkpoint.
 
     Falls back to LTX-2.3's known ratios for a hub id. A local path (the config makes local paths
     absolute) that is not there is an error now, not a surprise after the plan was made with guessed ratios.
     """
+    from generators import ltx2_official as O
+
+    if model and O.is_single_file(model):
+        # Only LTX-2.3 files are accepted, so a file not downloaded yet plans with LTX-2.3's own ratios (`plan` needs no weights).
+        return O.vae_ratios_of_file(Path(model)) if Path(model).exists() else O.shipped_vae_ratios()
     if model:
         if Path(model).is_absolute() and not Path(model).exists():
             raise GeneratorError(
@@ -206,35 +215,50 @@ class LTX2Generator(Generator):
 
     @property
     def distilled_stage1(self) -> bool:
-        return getattr(self.options, "model_variant", "dev") == "distilled"
+        from generators.ltx2_official import resolved_variant
+
+        return resolved_variant(self.options) == "distilled"
 
     # ------------------------------------------------------------------------------ the model folder
     def model_info(self):
         """The checked model folder (configs only; no weights are read)."""
         if self._info is None:
             from generators import ltx2_loading as L
+            from generators import ltx2_official as O
 
+            if O.is_single_file(self.options.model):
+                self._info = L.inspect_official(
+                    Path(self.options.model), text_encoder=self.options.text_encoder, upsampler=self.options.upsampler, need_upsampler=self.two_stage
+                )
+                return self._check_stg_blocks(self._info)
             root = L.resolve_model_dir(self.options.model)
             upsampler = None
             if self.options.upsampler:
                 upsampler = L.resolve_model_dir(self.options.upsampler, what="generator.upsampler")
             elif self.two_stage:
                 upsampler = L.default_upsampler_dir(root)
-            self._info = L.inspect_model(root, upsampler=upsampler if self.two_stage else None, need_upsampler=self.two_stage)
-            layers = self._info.transformer_layers
-            bad = [b for b in self.options.stg_blocks if not 0 <= b < layers]
-            if bad and self.options.stg_scale > 0 and not self.distilled_stage1:
-                raise GeneratorError(f"generator.stg_blocks {bad} are out of range for this {layers}-block transformer; use blocks 0…{layers - 1} (LTX-2.3: [28])")
+            self._info = self._check_stg_blocks(L.inspect_model(root, upsampler=upsampler if self.two_stage else None, need_upsampler=self.two_stage))
         return self._info
+
+    def _check_stg_blocks(self, info):
+        layers = info.transformer_layers
+        bad = [b for b in self.options.stg_blocks if not 0 <= b < layers]
+        if bad and self.options.stg_scale > 0 and not self.distilled_stage1:
+            raise GeneratorError(f"generator.stg_blocks {bad} are out of range for this {layers}-block transformer; use blocks 0…{layers - 1} (LTX-2.3: [28])")
+        return info
 
     def _option_fingerprint(self) -> dict:
         o = self.options
         keys = (
             "dtype", "stage2", "stage1_steps", "guidance_scale", "stg_scale", "stg_blocks", "guidance_rescale",
             "modality_scale", "image_crf", "vae_tiling", "chaining", "identity_anchor_strength",
-            "model_variant", "stage2_lora_scale", "fp8_storage",
+            "model_variant", "stage2_lora_scale", "fp8_storage", "frozen_audio_modulation",
         )  # fmt: skip
         fp = {k: getattr(o, k, None) for k in keys}
+        from generators.ltx2_official import resolved_variant
+
+        # "auto" counts as what it resolves to, so it shares cache entries with the explicit setting (and older runs' "dev").
+        fp["model_variant"] = resolved_variant(o)
         # Speed options join the identity only when set, so the caches of runs without them stay valid.
         from generators.ltx2_speed import SPEED_DEFAULTS
 
@@ -309,6 +333,7 @@ class LTX2Generator(Generator):
                 "stage 2 runs the dev model with distilled sigmas but no distilled LoRA; set generator.stage2_lora to "
                 "ltx-2.3-22b-distilled-lora-384.safetensors for LTX's intended quality"
             )
+        pipe.frozen_audio_modulation = getattr(o, "frozen_audio_modulation", pipe.frozen_audio_modulation)
         L.place_pipeline(pipe, device=o.device, offload=o.offload, fp8_storage=getattr(o, "fp8_storage", False), dtype=o.dtype)
         self.speed = apply_speed_options(pipe, o, stage2_adapter=self._stage2_adapter)
         if self.speed.fused_lora is not None:

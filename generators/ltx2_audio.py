@@ -40,14 +40,45 @@ def to_stereo(audio: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(audio[:, :2])
 
 
+# The reference resamples with torchaudio's default: a Hann-windowed sinc, 6 zero crossings, cut-off at 99 % of the
+# lower Nyquist frequency. The same filter here (torchaudio is not a runtime dependency: its PyPI wheels are CUDA
+# builds that do not load beside every torch).
+SINC_ZERO_CROSSINGS = 6
+SINC_ROLLOFF = 0.99
+
+
 def resample(audio: np.ndarray, from_hz: int, to_hz: int) -> np.ndarray:
-    """Polyphase resampling along axis 0 (exact rational ratio, no drift)."""
+    """Band-limited resampling along axis 0 of ``[samples, channels]`` (or ``[samples]``) float32, as LTX's reference does it.
+
+    Output length ``ceil(samples · to_hz / from_hz)``. For each of the ``to/g`` output phases (g the gcd of the
+    rates) a windowed-sinc kernel is sampled at that phase's offsets and applied as a strided convolution.
+    """
     if from_hz == to_hz:
         return audio
-    from scipy.signal import resample_poly
+    import torch
 
+    audio = np.asarray(audio, dtype=np.float32)
+    if audio.ndim == 1:
+        return resample(audio[:, None], from_hz, to_hz)[:, 0]
     g = math.gcd(int(from_hz), int(to_hz))
-    return resample_poly(audio, to_hz // g, from_hz // g, axis=0).astype(np.float32)
+    up, down = int(to_hz) // g, int(from_hz) // g
+    cutoff = min(up, down) * SINC_ROLLOFF  # in units of the reduced rates
+    half_width = math.ceil(SINC_ZERO_CROSSINGS * down / cutoff)
+    # float32 throughout, in this order: the reference builds its kernel in the waveform's dtype.
+    offsets = torch.arange(-half_width, half_width + down, dtype=torch.float32) / down
+    phases = torch.arange(0, -up, -1, dtype=torch.float32)[:, None] / up
+    x = ((phases + offsets[None, :]) * cutoff).clamp(-SINC_ZERO_CROSSINGS, SINC_ZERO_CROSSINGS)
+    window = torch.cos(x * math.pi / SINC_ZERO_CROSSINGS / 2) ** 2
+    x = x * math.pi
+    sinc = torch.where(x == 0, torch.tensor(1.0), torch.sin(x) / x)
+    kernels = (sinc * (window * (cutoff / down)))[:, None, :]  # [up, 1, taps]
+
+    signal = torch.from_numpy(np.ascontiguousarray(audio.T))  # [channels, samples]
+    length = signal.shape[-1]
+    padded = torch.nn.functional.pad(signal[:, None, :], (half_width, half_width + down))
+    out = torch.nn.functional.conv1d(padded, kernels, stride=down)  # [channels, up, frames]
+    out = out.transpose(1, 2).reshape(signal.shape[0], -1)[:, : math.ceil(up * length / down)]
+    return np.ascontiguousarray(out.numpy().T)
 
 
 def audio_latent_frames(num_frames: int, fps: Fraction | float, sample_rate_hz: int, hop_length: int, temporal_compression: int) -> int:

@@ -118,7 +118,9 @@ class LTX2Recipe:
     def from_options(cls, options) -> "LTX2Recipe":
         from generators.ltx2_guidance import VideoGuidance
 
-        distilled = getattr(options, "model_variant", "dev") == "distilled"
+        from generators.ltx2_official import resolved_variant
+
+        distilled = resolved_variant(options) == "distilled"
         passes = 1
         if not distilled:
             passes = VideoGuidance(

@@ -1,17 +1,26 @@
 """The video-only denoising loop of audio-to-video: audio held clean, video guided.
 
-What LTX's ``A2VidPipelineTwoStage`` does, built from diffusers' parts:
+What LTX's ``A2VidPipelineTwoStage`` does, built from diffusers' parts (each
+point is checked against ltx-core/ltx-pipelines by ``tests/generators/test_ltx2_parity.py``):
 
-- The audio latents enter every transformer call at timestep and sigma 0 and are
-  never stepped, so the video's audio cross-attention always sees the clean
+- The audio latents enter every transformer call with per-token timestep 0 and
+  are never stepped, so the video's audio cross-attention always sees the clean
   voiceover. The transformer still runs its audio stream (the video branch
   attends to its hidden states); its audio prediction is discarded.
+- How the frozen audio is *modulated* changed between Lightricks' releases
+  (``FROZEN_AUDIO_MODULATIONS``): 1.0.0 feeds the step sigma to the audio prompt
+  modulation and to both cross-modal modulations; 1.2.0 treats frozen audio as
+  clean (sigma 0) and scales/shifts each modality's cross-attention by its own
+  per-token timesteps, gating it by the other modality's sigma. Default: 1.2.0.
 - The video prediction is turned into x0 with each token's own noise level
   (a token conditioned with strength ``s`` sits at ``(1 - s)·sigma``), combined
-  across guidance passes by diffusers' ``LTX2Guidance`` (CFG on the negative
-  prompt, STG with the chosen blocks' self-attention skipped, modality guidance
-  with audio↔video cross-attention cut), blended with the clean conditioning
-  latents, and advanced by one Euler step of the flow.
+  across guidance passes by diffusers' ``LTX2Guidance``, blended with the clean
+  conditioning latents, and advanced by one Euler step of the flow. The passes
+  are the reference's: CFG changes the *video* text context only (the audio
+  stream keeps the positive prompt's context), STG skips the chosen blocks'
+  *video* self-attention only (diffusers' own STG also perturbs the audio
+  self-attention, which then reaches the video through the a2v cross-attention),
+  and modality guidance cuts audio↔video cross-attention in every block.
 
 The passes run one after another with batch 1: at 13k–124k video tokens the
 GPU is already saturated, and the peak memory stays that of a single pass.
@@ -19,13 +28,19 @@ GPU is already saturated, and the peak memory stays that of a single pass.
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Iterator
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
     from generators.ltx2_text import PromptEmbeddings
+
+
+# How the frozen (clean) audio stream is modulated, by the Lightricks release whose maths it follows.
+FROZEN_AUDIO_MODULATIONS = ("ltx-2-1.2.0", "ltx-2-1.0.0")
+DEFAULT_FROZEN_AUDIO_MODULATION = "ltx-2-1.2.0"
 
 
 @dataclass(frozen=True)
@@ -83,6 +98,107 @@ class DenoiseInputs:
     fps: float
     num_train_timesteps: int = 1000
     use_cross_timestep: bool = True
+    frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION
+
+
+@contextmanager
+def _input_replaced(module, value) -> Iterator[None]:
+    """Call ``module`` with ``value`` as its first positional input while the block runs (a forward pre-hook)."""
+    handle = module.register_forward_pre_hook(lambda _m, args: (value, *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def _audio_self_attention_unperturbed(transformer, blocks) -> Iterator[None]:
+    """Keep diffusers' STG off the audio self-attention of ``blocks``: the reference skips video self-attention only."""
+
+    def drop_perturbation(_module, args, kwargs):
+        kwargs = dict(kwargs)
+        kwargs["perturbation_mask"] = None
+        kwargs["all_perturbed"] = False
+        return args, kwargs
+
+    handles = [
+        transformer.transformer_blocks[b].audio_attn1.register_forward_pre_hook(drop_perturbation, with_kwargs=True) for b in blocks
+    ]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def transformer_pass(
+    transformer,
+    *,
+    name: str,
+    latents: "torch.Tensor",
+    audio_latents: "torch.Tensor",
+    video_timestep: "torch.Tensor",
+    step_timestep: "torch.Tensor",
+    positive: "PromptEmbeddings",
+    negative: "PromptEmbeddings | None",
+    video_coords: "torch.Tensor",
+    audio_coords: "torch.Tensor",
+    fps: float,
+    stg_blocks: tuple[int, ...] = (),
+    use_cross_timestep: bool = True,
+    frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION,
+) -> "torch.Tensor":
+    """One guidance pass (``pred_cond``, ``pred_uncond``, ``pred_cond_stg`` or ``pred_cond_modality``) → video velocity.
+
+    ``video_timestep`` is per token ``[1, tokens]`` and ``step_timestep`` the step's ``[1]``, both in the
+    transformer's timestep units (sigma × num_train_timesteps); the audio is frozen (per-token timestep 0).
+    """
+    import contextlib
+
+    import torch
+
+    if frozen_audio_modulation not in FROZEN_AUDIO_MODULATIONS:
+        raise ValueError(f"frozen_audio_modulation must be one of {FROZEN_AUDIO_MODULATIONS}, got {frozen_audio_modulation!r}")
+    batch = latents.shape[0]
+    audio_zero = torch.zeros(batch, device=latents.device, dtype=torch.float32)
+    if name == "pred_uncond":
+        if negative is None:
+            raise ValueError("classifier-free guidance needs negative prompt embeddings")
+        # The reference's unconditional pass swaps the video context only; the audio stream keeps the positive one.
+        video_context, video_mask = negative.video, negative.mask
+    else:
+        video_context, video_mask = positive.video, positive.mask
+    step_1_0 = frozen_audio_modulation == "ltx-2-1.0.0"
+    with contextlib.ExitStack() as stack:
+        if name == "pred_cond_stg":
+            stack.enter_context(_audio_self_attention_unperturbed(transformer, stg_blocks))
+        if use_cross_timestep and not step_1_0:
+            # 1.2.0: cross-attention scale/shift follow each modality's own per-token timesteps (the gates keep the
+            # other modality's sigma, which is what diffusers' use_cross_timestep feeds both).
+            stack.enter_context(_input_replaced(transformer.av_cross_attn_video_scale_shift, video_timestep.flatten()))
+            stack.enter_context(_input_replaced(transformer.av_cross_attn_audio_scale_shift, audio_zero.expand(audio_latents.shape[1] * batch)))
+        velocity, _audio_velocity_discarded = transformer(
+            hidden_states=latents,
+            audio_hidden_states=audio_latents,
+            encoder_hidden_states=video_context,
+            audio_encoder_hidden_states=positive.audio,
+            timestep=video_timestep,
+            audio_timestep=audio_zero,
+            sigma=step_timestep,
+            # 1.0.0 hands the step sigma to the frozen audio's prompt and cross-modal modulation; 1.2.0 sigma 0.
+            audio_sigma=step_timestep if step_1_0 else audio_zero,
+            encoder_attention_mask=video_mask,
+            audio_encoder_attention_mask=positive.mask,
+            fps=fps,
+            audio_num_frames=audio_latents.shape[1],
+            video_coords=video_coords,
+            audio_coords=audio_coords,
+            isolate_modalities=name == "pred_cond_modality",
+            spatio_temporal_guidance_blocks=list(stg_blocks) if name == "pred_cond_stg" else None,
+            use_cross_timestep=use_cross_timestep,
+            return_dict=False,
+        )
+    return velocity
 
 
 def denoise_video_frozen_audio(
@@ -107,7 +223,6 @@ def denoise_video_frozen_audio(
     keep_free = 1.0 - mask
     audio_in = inputs.audio_latents.to(compute_dtype)
     batch = latents.shape[0]
-    audio_zero = torch.zeros(batch, device=latents.device, dtype=torch.float32)
     sigmas = inputs.sigmas.to(device=latents.device, dtype=torch.float32)
 
     for step in range(len(sigmas) - 1):
@@ -119,26 +234,21 @@ def denoise_video_frozen_audio(
 
         x0 = {}
         for name in predictions:
-            emb = inputs.negative if name == "pred_uncond" else inputs.positive
-            velocity, _audio_velocity_discarded = transformer(
-                hidden_states=model_in,
-                audio_hidden_states=audio_in,
-                encoder_hidden_states=emb.video,
-                audio_encoder_hidden_states=emb.audio,
-                timestep=video_timestep,
-                audio_timestep=audio_zero,
-                sigma=t,
-                audio_sigma=audio_zero,
-                encoder_attention_mask=emb.mask,
-                audio_encoder_attention_mask=emb.mask,
-                fps=inputs.fps,
-                audio_num_frames=audio_in.shape[1],
+            velocity = transformer_pass(
+                transformer,
+                name=name,
+                latents=model_in,
+                audio_latents=audio_in,
+                video_timestep=video_timestep,
+                step_timestep=t,
+                positive=inputs.positive,
+                negative=inputs.negative,
                 video_coords=inputs.video_coords,
                 audio_coords=inputs.audio_coords,
-                isolate_modalities=name == "pred_cond_modality",
-                spatio_temporal_guidance_blocks=list(guidance.stg_blocks) if name == "pred_cond_stg" else None,
+                fps=inputs.fps,
+                stg_blocks=tuple(guidance.stg_blocks),
                 use_cross_timestep=inputs.use_cross_timestep,
-                return_dict=False,
+                frozen_audio_modulation=inputs.frozen_audio_modulation,
             )
             x0[name] = latents - velocity.float() * token_sigma
 

@@ -1,4 +1,4 @@
-"""Find, check, size up and load an LTX-2.3 model in diffusers format.
+"""Find, check, size up and load an LTX-2.3 model in diffusers format (or, through ``ltx2_official``, Lightricks' single files).
 
 Everything that can go wrong with a model folder is found here, before any
 weight is read and before any segment starts, and reported as one sentence
@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from orchestrator.errors import GeneratorError
+from orchestrator.errors import GeneratorError, ModelFileError
 
 log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
@@ -89,12 +89,15 @@ def resolve_model_dir(spec: str, *, what: str = "generator.model", allow_pattern
     path = Path(spec).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise GeneratorError(f"{what} must be a folder in diffusers format, but {path} is a file; point it at the folder that holds model_index.json")
+            raise GeneratorError(
+                f"{what} must be a diffusers-format folder or a Lightricks .safetensors checkpoint, but {path} is some other file; "
+                "point it at ltx-2.3-22b-dev.safetensors or at the folder that holds model_index.json"
+            )
         return path
     if not looks_like_hub_id(spec):
         raise GeneratorError(
-            f"{what}: model folder not found: {path}; download LTX-2.3 in diffusers format "
-            f"(e.g. `hf download diffusers/LTX-2.3-Diffusers --local-dir models/LTX-2.3`) and set {what} to that folder"
+            f"{what}: model folder not found: {path}; download Lightricks' LTX-2.3 checkpoint "
+            f"(`hf download Lightricks/LTX-2.3 ltx-2.3-22b-dev.safetensors --local-dir models`) and set {what} to the file"
         )
     try:
         from huggingface_hub import snapshot_download
@@ -140,6 +143,8 @@ class ModelInfo:
     components: dict[str, ComponentInfo]
     upsampler: ComponentInfo | None = None
     index: dict = field(default_factory=dict)
+    kind: str = "diffusers"  # or "official": Lightricks' single file (root is the .safetensors)
+    distilled: bool = False  # an official file named as the distilled checkpoint
 
     def __getitem__(self, name: str) -> ComponentInfo:
         return self.components[name]
@@ -309,6 +314,59 @@ def default_upsampler_dir(model_root: Path) -> Path | None:
     return candidate if candidate.is_dir() else None
 
 
+def inspect_official(checkpoint: Path, *, text_encoder: str | None, upsampler: str | None, need_upsampler: bool) -> ModelInfo:
+    """Check a Lightricks single-file checkpoint, its Gemma folder and its upsampler file from their headers and configs."""
+    from generators import ltx2_official as O
+
+    checkpoint = Path(checkpoint).expanduser()
+    header = O.read_header(checkpoint)
+    O.identify(header)
+    gemma = Path(text_encoder).expanduser() if text_encoder else O.find_beside(checkpoint, "gemma-3*")
+    if gemma is None:
+        raise ModelFileError(f"generator.text_encoder is not set: {checkpoint.name} does not include Gemma-3; {O.GEMMA_HINT}")
+    if not gemma.is_dir():
+        raise ModelFileError(f"generator.text_encoder: Gemma-3 folder not found: {gemma}; {O.GEMMA_HINT}")
+    if not (gemma / "config.json").is_file():
+        raise ModelFileError(f"generator.text_encoder: {gemma} has no config.json, so it is not a Gemma-3 model folder; {O.GEMMA_HINT}")
+    try:
+        text_info = _check_text_encoder(gemma, gemma)
+    except GeneratorError as exc:
+        reason = str(exc).split(";")[0]
+        raise ModelFileError(f"generator.text_encoder: {gemma} is not a usable Gemma-3 folder ({reason}); {O.GEMMA_HINT}") from None
+    try:
+        tokenizer = _check_tokenizer(gemma / "tokenizer" if (gemma / "tokenizer").is_dir() else gemma, gemma)
+    except GeneratorError:
+        raise ModelFileError(f"generator.text_encoder: {gemma} has no tokenizer (tokenizer.json / tokenizer.model); {O.GEMMA_HINT}") from None
+    configs = O.checkpoint_configs(header, gemma_config=text_info.config)
+    classes = {"transformer": "LTX2VideoTransformer3DModel", "vae": "AutoencoderKLLTX2Video", "audio_vae": "AutoencoderKLLTX2Audio", "connectors": "LTX2TextConnectors"}
+    components = {
+        name: ComponentInfo(name, checkpoint, classes[name], configs[name], (checkpoint,), O.component_num_parameters(header, name))
+        for name in classes
+    }
+    components["scheduler"] = ComponentInfo("scheduler", O.CONFIG_DIR / "scheduler", "FlowMatchEulerDiscreteScheduler", O.shipped_config("scheduler"), (), 0)
+    components["text_encoder"] = text_info
+    components["tokenizer"] = tokenizer
+
+    up_info = None
+    if need_upsampler:
+        up_path = Path(upsampler).expanduser() if upsampler else O.find_beside(checkpoint, "*spatial-upscaler-x2*.safetensors")
+        if up_path is None:
+            raise ModelFileError(
+                f"stage2: distilled needs LTX-2.3's x2 latent upsampler, but generator.upsampler is not set and there is none beside {checkpoint.name}; "
+                f"{O.UPSAMPLER_HINT}, or set generator.stage2: none"
+            )
+        if up_path.is_dir():
+            folder = up_path / "latent_upsampler" if (up_path / "latent_upsampler" / "config.json").is_file() else up_path
+            up_info = _check_diffusers_component(folder, "latent_upsampler", UPSAMPLER_CLASSES, folder)
+        else:
+            up_header = O.check_upsampler_file(up_path)
+            up_info = ComponentInfo(
+                "latent_upsampler", up_path, "LTX2LatentUpsamplerModel", O.upsampler_config(up_header), (up_path,),
+                up_header.num_parameters(tuple(up_header.tensors)),
+            )  # fmt: skip
+    return ModelInfo(root=checkpoint, components=components, upsampler=up_info, kind="official", distilled=O.looks_distilled(checkpoint))
+
+
 # ----------------------------------------------------------------------------------------------
 # identity
 # ----------------------------------------------------------------------------------------------
@@ -323,6 +381,9 @@ def _file_fingerprint(path: Path, root: Path) -> list:
 
 def component_fingerprint(info: ComponentInfo) -> list:
     """Config content + weight file names and sizes (+ small tokenizer/config files by content)."""
+    if info.path.is_file():
+        # A component inside a single file: the file's name and size, and the config it is built from.
+        return [info.name, info.class_name, file_fingerprint(info.path), fingerprint_digest(info.config)]
     files = sorted(p for p in info.path.iterdir() if p.is_file() and not p.name.startswith("."))
     return [info.name, info.class_name, [_file_fingerprint(p, info.path) for p in files]]
 
@@ -516,15 +577,28 @@ def build_pipeline(info: ModelInfo, *, dtype: str, two_stage: bool, load_device:
     kw: dict[str, Any] = {"torch_dtype": tdtype}
     if load_device is not None:
         kw["device_map"] = str(load_device)
-    transformer = _quiet_from_pretrained(LTX2VideoTransformer3DModel, info["transformer"].path, **kw)
-    vae = _quiet_from_pretrained(AutoencoderKLLTX2Video, info["vae"].path, **kw)
-    audio_vae = _quiet_from_pretrained(AutoencoderKLLTX2Audio, info["audio_vae"].path, **kw)
+    if info.kind == "official":
+        from generators import ltx2_official as O
+
+        header = O.read_header(info.root)
+        transformer, vae, audio_vae = (
+            O.load_from_checkpoint(name, header, info[name].config, dtype=tdtype, device=load_device) for name in ("transformer", "vae", "audio_vae")
+        )
+    else:
+        transformer = _quiet_from_pretrained(LTX2VideoTransformer3DModel, info["transformer"].path, **kw)
+        vae = _quiet_from_pretrained(AutoencoderKLLTX2Video, info["vae"].path, **kw)
+        audio_vae = _quiet_from_pretrained(AutoencoderKLLTX2Audio, info["audio_vae"].path, **kw)
     scheduler = FlowMatchEulerDiscreteScheduler.from_pretrained(str(info["scheduler"].path))
     upsampler = None
     if two_stage:
         if info.upsampler is None:  # inspect_model guarantees it; a direct caller may not
             raise GeneratorError("two-stage generation needs the latent upsampler; set generator.upsampler or generator.stage2: none")
-        upsampler = _quiet_from_pretrained(LTX2LatentUpsamplerModel, info.upsampler.path, **kw)
+        if info.upsampler.path.is_file():
+            from generators import ltx2_official as O
+
+            upsampler = O.load_upsampler_file(info.upsampler.path, dtype=tdtype, device=load_device)
+        else:
+            upsampler = _quiet_from_pretrained(LTX2LatentUpsamplerModel, info.upsampler.path, **kw)
     pipe = LTX2AudioToVideoPipeline(scheduler=scheduler, vae=vae, audio_vae=audio_vae, transformer=transformer, latent_upsampler=upsampler)
     pipe.compute_dtype = tdtype
     pipe.set_progress_bar_config(disable=True)
@@ -643,7 +717,14 @@ def load_text_stage(pipe, info: ModelInfo, *, dtype: str, device: str, offload: 
     except (OSError, ValueError, RuntimeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GeneratorError(f"cannot load the text encoder from {enc_info.path}: {first}; the folder may be damaged") from None
-    connectors = _quiet_from_pretrained(LTX2TextConnectors, info["connectors"].path, torch_dtype=tdtype, **where)
+    if info.kind == "official":
+        from generators import ltx2_official as O
+
+        connectors = O.load_from_checkpoint(
+            "connectors", O.read_header(info.root), info["connectors"].config, dtype=tdtype, device=str(dev) if where else None
+        )
+    else:
+        connectors = _quiet_from_pretrained(LTX2TextConnectors, info["connectors"].path, torch_dtype=tdtype, **where)
     text_encoder.eval()
     connectors.eval()
     if resident:

@@ -24,18 +24,19 @@ One-stage mode is step 2 at full size. Prompts arrive as cached
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
-from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition, calculate_shift
+from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeline, LTX2VideoCondition
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 from generators.ltx2_audio import audio_latent_frames, encode_audio_latents
-from generators.ltx2_guidance import DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
+from generators.ltx2_guidance import DEFAULT_FROZEN_AUDIO_MODULATION, DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
 from generators.ltx2_text import PromptEmbeddings
 
 __all__ = [
@@ -47,6 +48,33 @@ __all__ = [
     "StageClock",
     "StageResult",
 ]
+
+
+# LTX-2's stage-1 schedule (ltx-core ``LTX2Scheduler``): the time shift of a 4096-token latent whatever the real size,
+# then stretched so that the last non-zero sigma is 0.1.
+STAGE1_SHIFT_TOKENS = 4096
+STAGE1_TERMINAL_SIGMA = 0.1
+
+
+def ltx2_stage1_sigmas(num_steps: int, *, shift_tokens: int = STAGE1_SHIFT_TOKENS, terminal: float = STAGE1_TERMINAL_SIGMA) -> torch.Tensor:
+    """``num_steps + 1`` float32 sigmas from 1 down to ``terminal``, then 0.
+
+    The shift mu is linear in the token count between (1024, 0.95) and (4096, 2.05), as in Flux/LTX; a sigma s
+    on the uniform grid becomes e^mu / (e^mu + 1/s - 1), and the non-zero ones are stretched so 1 - sigma ends
+    at 1 - terminal.
+    """
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be >= 1, got {num_steps}")
+    if num_steps == 1:
+        return torch.tensor([1.0, 0.0])  # the stretch would divide by 1 - sigma = 0 (the reference gives NaN here)
+    mu = 0.95 + (2.05 - 0.95) * (shift_tokens - 1024) / (4096 - 1024)
+    grid = torch.linspace(1.0, 0.0, num_steps + 1)
+    nonzero = grid != 0
+    shifted = torch.zeros_like(grid)
+    shifted[nonzero] = math.exp(mu) / (math.exp(mu) + (1.0 / grid[nonzero] - 1.0))
+    one_minus = 1.0 - shifted[nonzero]
+    shifted[nonzero] = 1.0 - one_minus * (1.0 - terminal) / one_minus[-1]
+    return shifted.to(torch.float32)
 
 
 class StageClock:
@@ -147,6 +175,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         self.register_modules(latent_upsampler=latent_upsampler)
         self.compute_dtype: torch.dtype = getattr(transformer, "dtype", torch.float32)
         self.device_override: torch.device | None = None
+        self.frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -176,25 +205,13 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         )
 
     def stage1_sigmas(self, num_inference_steps: int, num_tokens: int, distilled: bool) -> torch.Tensor:
-        """Stage-1 schedule with its terminal 0: the distilled 8 sigmas, or the model scheduler's token-shifted ones."""
+        """Stage-1 schedule with its terminal 0: the distilled 8 sigmas, or LTX-2's shifted schedule (``ltx2_stage1_sigmas``).
+
+        ``num_tokens`` is deliberately unused: the reference shifts as if there were 4096 tokens at every size.
+        """
         if distilled:
             return torch.tensor([*DISTILLED_SIGMA_VALUES, 0.0], dtype=torch.float32)
-        if num_inference_steps == 1:
-            # A one-step schedule is [1, 0]; the scheduler's terminal stretch would divide by zero on it.
-            return torch.tensor([1.0, 0.0], dtype=torch.float32)
-        cfg = self.scheduler.config
-        sigmas = np.linspace(1.0, 1.0 / num_inference_steps, num_inference_steps)
-        kwargs: dict[str, Any] = {"sigmas": sigmas}
-        if cfg.get("use_dynamic_shifting", False):
-            kwargs["mu"] = calculate_shift(
-                num_tokens,
-                cfg.get("base_image_seq_len", 1024),
-                cfg.get("max_image_seq_len", 4096),
-                cfg.get("base_shift", 0.95),
-                cfg.get("max_shift", 2.05),
-            )
-        self.scheduler.set_timesteps(**kwargs)
-        return self.scheduler.sigmas.detach().cpu().float().clone()
+        return ltx2_stage1_sigmas(num_inference_steps)
 
     @staticmethod
     def stage2_sigmas() -> torch.Tensor:
@@ -280,6 +297,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             fps=frame_rate,
             num_train_timesteps=int(self.scheduler.config.get("num_train_timesteps", 1000)),
             use_cross_timestep=self.use_cross_timestep,
+            frozen_audio_modulation=self.frozen_audio_modulation,
         )
         with clock(stage_name):
             final = denoise_video_frozen_audio(self.transformer, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)

@@ -50,6 +50,12 @@ class GeneratorError(LongtakeError):
     """The generator cannot run with these settings (exit 1)."""
 
 
+class ModelFileError(GeneratorError, ConfigError):
+    """A model file the config names is missing, cut short, or not the model it should be (exit 2: fix the config or the file)."""
+
+    exit_code = 2
+
+
 class LockedError(LongtakeError):
     """Another run holds the work folder (exit 1)."""
 

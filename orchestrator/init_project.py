@@ -15,7 +15,7 @@ STARTER = """\
 # longtake project. Every key is documented in configs/example.yaml of the longtake repo.
 # Paths are relative to this file.
 {paths}prompt: "A person talking warmly to the camera, natural head movement, soft studio light."
-negative_prompt: "blurry, distorted face, extra limbs, text, watermark, low quality"
+# negative_prompt: LTX-2's own by default (names lip-sync and voice failures); set one to replace it
 seed: 0
 video: {{width: 1080, height: 1920, fps: 24}}   # 9:16 for TikTok, Reels and Shorts
 audio: {{target_lufs: -14, trim_leading_silence: true}}
@@ -28,7 +28,9 @@ export: {{preset: tiktok}}       # tiktok | reels | shorts | master
 """
 
 LTX2_OPTIONS = """
-  model: diffusers/LTX-2.3-Diffusers   # or a local folder in diffusers format
+  model: models/ltx-2.3-22b-dev.safetensors   # from huggingface.co/Lightricks/LTX-2.3 (or a diffusers-format folder)
+  text_encoder: models/gemma-3-12b-it-qat-q4_0-unquantized   # Gemma-3 folder (google/gemma-3-12b-it-qat-q4_0-unquantized)
+  upsampler: models/ltx-2.3-spatial-upscaler-x2-1.1.safetensors
   device: cuda
   dtype: bfloat16
   offload: none                  # model | sequential on GPUs under ~48 GB"""

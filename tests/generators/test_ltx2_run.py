@@ -42,6 +42,18 @@ def ltx2_project(folder, voiceover, portrait, model, **generator):
     )  # fmt: skip
 
 
+def assert_video_and_cached_rerun(tmp_path, project, plan, segments) -> None:
+    """The output has the plan's frames as H.264 with audio, and a rerun loads nothing and generates nothing."""
+    info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(tmp_path / "out" / "video.mp4")],
+                                     capture_output=True, text=True, check=True).stdout)  # fmt: skip
+    video = next(s for s in info["streams"] if s["codec_type"] == "video")
+    assert int(video["nb_read_frames"]) == plan.total_frames and video["codec_name"] == "h264"
+    assert any(s["codec_type"] == "audio" for s in info["streams"])
+    again = events(longtake("run", str(project), "--json", check=True, timeout=600))
+    assert not [e for e in again if e["event"] == "generator_loaded"]
+    assert set(segments) <= set(steps_with(again, "step_cached"))
+
+
 def test_run_with_the_tiny_model_makes_a_valid_video_and_resumes(tmp_path, tiny_model, short_speech, portrait_png):
     project = ltx2_project(tmp_path, short_speech, portrait_png, tiny_model)
     first = events(longtake("run", str(project), "--json", check=True, timeout=600))
@@ -52,16 +64,7 @@ def test_run_with_the_tiny_model_makes_a_valid_video_and_resumes(tmp_path, tiny_
     assert [s for s in steps_with(first, "step_finished") if s.startswith("segment_")] == segments
     assert len([e for e in first if e["event"] == "generator_loaded"]) == 1  # loaded once for every segment
     assert len(steps_with(first, "step_started")) == len(set(steps_with(first, "step_started")))
-    info = json.loads(subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-show_streams", "-of", "json", str(tmp_path / "out" / "video.mp4")],
-                                     capture_output=True, text=True, check=True).stdout)  # fmt: skip
-    video = next(s for s in info["streams"] if s["codec_type"] == "video")
-    assert int(video["nb_read_frames"]) == plan.total_frames and video["codec_name"] == "h264"
-    assert any(s["codec_type"] == "audio" for s in info["streams"])
-
-    # a rerun loads nothing and generates nothing
-    again = events(longtake("run", str(project), "--json", check=True, timeout=600))
-    assert not [e for e in again if e["event"] == "generator_loaded"]
-    assert set(segments) <= set(steps_with(again, "step_cached"))
+    assert_video_and_cached_rerun(tmp_path, project, plan, segments)
 
     # a prompt change on the last segment reruns only it (and stitch/report); the model loads again, once
     data = project.read_text() + f"segments:\n- index: {len(segments) - 1}\n  prompt: the person smiles\n"
