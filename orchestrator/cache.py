@@ -6,10 +6,18 @@ rerun finds finished work by asking "is there an entry for this key?".
 
 Crash safety rests on one rule: *only a folder named ``<key>/`` holding a valid
 ``manifest.json`` counts as finished.* An entry is built in a temporary folder
-``.tmp-<key>-<pid>-<rand>/`` beside it; the outputs are fsynced and hashed,
-the manifest is written last, and the whole folder is ``os.replace``d onto
-``<key>/`` in one rename. Whatever byte a process dies at, a rerun sees either
-nothing or a complete entry; leftovers of dead processes are swept at run start.
+``.tmp-<key>@<host>+<ns>+<pid>+<start>+<rand>/`` beside it; the outputs are
+fsynced and hashed, the manifest is written last, and the whole folder is
+``os.replace``d onto ``<key>/`` in one rename. Whatever byte a process dies at,
+a rerun sees either nothing or a complete entry; leftovers of dead processes
+are swept at run start.
+
+The cache may live on storage that several hosts share (a Ray cluster). A temp
+folder's name says which host, boot/pid namespace, pid and process start made
+it (``orchestrator.hosts``), so the sweep judges only its own host's folders
+by their pid, and leaves another host's alone until nothing in it has changed
+for ``FOREIGN_STALE_S`` (a day: far longer than any segment, whose writer
+touches its files as the clip grows; such a folder's host is down or gone).
 """
 
 from __future__ import annotations
@@ -34,6 +42,7 @@ from typing import Any, Iterator
 from orchestrator import __version__ as LONGTAKE_VERSION
 from orchestrator.atomic import atomic_write_text, fsync_dir
 from orchestrator.errors import LongtakeError, WorkdirError, concerns, find_write_os_error, write_failure
+from orchestrator.hosts import ProcessId, host_name
 
 log = logging.getLogger("longtake." + __name__)  # under "longtake": the CLI shows it as a warning and a --json event
 
@@ -42,12 +51,15 @@ MANIFEST_NAME = "manifest.json"
 MANIFEST_FORMAT = 1
 
 # Prefixes of the hidden working folders beside entries: being built, being
-# replaced, and found broken. Each carries the pid that made it, so a sweep can
-# tell a live writer's folder from a dead one's.
+# replaced, and found broken. Each carries the process that made it (host,
+# namespace, pid, start), so a sweep can tell a live writer's folder from a dead one's.
 _TMP_PREFIX = ".tmp-"
 _TRASH_PREFIX = ".trash-"
 _BROKEN_PREFIX = ".broken-"
 _WORK_PREFIXES = (_TMP_PREFIX, _TRASH_PREFIX, _BROKEN_PREFIX)
+
+# Another host's working folder is removed only when nothing in it changed for this long.
+FOREIGN_STALE_S = 24 * 3600.0
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.=+-]{0,199}$")
 _SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
@@ -505,25 +517,33 @@ class StepCache:
                 step_dir.rmdir()  # only succeeds when empty
         return removed, freed + swept_bytes
 
-    def _sweep(self) -> tuple[int, int]:
+    def _sweep(self, *, now: float | None = None) -> tuple[int, int]:
         removed = 0
         freed = 0
-        me = os.getpid()
+        now = time.time() if now is None else now
         for step_dir in self._step_dirs():
             for child in step_dir.iterdir():
-                if not child.name.startswith(_WORK_PREFIXES):
+                if not child.name.startswith(_WORK_PREFIXES) or child in _ACTIVE_WORK_DIRS:
                     continue
-                pid = _pid_of(child.name)
-                if pid is not None:
-                    if pid == me and child in _ACTIVE_WORK_DIRS:
+                owner = _owner_of(child.name)
+                if owner is not None and owner.is_local():
+                    # Our own pid here is a folder this process gave up on (or an earlier
+                    # process's with a reused pid, whose start differs): dead either way.
+                    if owner.pid != os.getpid() and owner.alive():
                         continue
-                    if pid != me and _pid_alive(pid):
-                        continue
+                    why = f"left by an interrupted run (pid {owner.pid})"
+                elif owner is not None:
+                    idle_s = now - _newest_mtime(child)
+                    if idle_s < FOREIGN_STALE_S:
+                        continue  # another host's work in progress, or not yet provably abandoned
+                    why = f"left by host {owner.host} (pid {owner.pid}), untouched for {idle_s / 3600:.0f} h"
+                else:
+                    why = "with no owner in its name"
                 size = _tree_bytes(child)
                 if _rmtree_quiet(child):
                     removed += 1
                     freed += size
-                    log.info("removed %s, left by an interrupted run (pid %s)", child, pid)
+                    log.info("removed %s, %s", child, why)
         return removed, freed
 
     def _step_dirs(self) -> list[Path]:
@@ -598,7 +618,19 @@ def _hash_and_fsync(path: Path, chunk_bytes: int = 1 << 20) -> dict[str, Any]:
 
 
 def _work_dir_name(parent: Path, prefix: str, key: str) -> Path:
-    return parent / f"{prefix}{key}-{os.getpid()}-{secrets.token_hex(4)}"
+    me = _me()
+    return parent / f"{prefix}{key}@{me.host}+{me.namespace}+{me.pid}+{me.start}+{secrets.token_hex(4)}"
+
+
+def _me() -> ProcessId:
+    # Recomputed when the pid or host name changes (a fork, a test playing another host).
+    global _ME
+    if _ME is None or _ME.pid != os.getpid() or _ME.host != host_name():
+        _ME = ProcessId.me()
+    return _ME
+
+
+_ME: ProcessId | None = None
 
 
 def _make_work_dir(parent: Path, prefix: str, key: str) -> Path:
@@ -613,28 +645,38 @@ def _make_work_dir(parent: Path, prefix: str, key: str) -> Path:
     raise FileExistsError(_errno.EEXIST, "could not find a free temporary folder name", str(parent))
 
 
-def _pid_of(name: str) -> int | None:
+def _owner_of(name: str) -> ProcessId | None:
+    """The process that made a working folder, from its name; None when the name says nothing usable."""
+    head, at, tail = name.rpartition("@")
+    if at:
+        parts = tail.split("+")
+        if len(parts) != 5:
+            return None
+        host, namespace, pid, start, _rand = parts
+        try:
+            return ProcessId(host, namespace, int(pid), int(start))
+        except ValueError:
+            return None
+    # Before host-aware names (".tmp-<key>-<pid>-<rand>"): written by this host, start unknown.
     parts = name.rsplit("-", 2)
     if len(parts) != 3:
         return None
     try:
-        return int(parts[1])
+        pid = int(parts[1])
     except ValueError:
         return None
+    me = _me()
+    return ProcessId(me.host, me.namespace, pid, 0)
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    return True
+def _newest_mtime(path: Path) -> float:
+    """The latest change to the folder or anything in it (a writer appending to a clip moves it)."""
+    newest = 0.0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, f) for f in files)]:
+            with contextlib.suppress(OSError):
+                newest = max(newest, os.lstat(name).st_mtime)
+    return newest
 
 
 def _rmtree_quiet(path: Path) -> bool:

@@ -143,18 +143,86 @@ def format_plan_table(the_plan) -> str:
     return "\n".join(rows)
 
 
-# -- run -------------------------------------------------------------------------------------
+# -- captions ------------------------------------------------------------------------------
 
 @cli.command()
 @click.argument("project_file", type=click.Path(path_type=Path))
+@click.option("--json", "json_out", is_flag=True, help="Print words.json on stdout instead of the table.")
+@click.pass_context
+def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
+    """Align captions.script to the voiceover; write captions.srt, captions.vtt and words.json to the workdir."""
+    from captions.cues import format_table
+    from orchestrator.atomic import atomic_copy
+    from orchestrator.graph import RunGraph
+    from orchestrator.lock import WorkdirLock
+
+    events = _setup(ctx)
+    project = _load(project_file)
+    graph = RunGraph(project, events)
+    with WorkdirLock(project.workdir, command="captions"):
+        alignment = graph.run_captions()
+        entry = graph.entries["captions"]
+        for name in ("captions.srt", "captions.vtt", "words.json"):
+            atomic_copy(entry.output(name), Path(project.workdir) / name, elsewhere="set `workdir:` in the project file to another disk")
+    events.clear()
+    if json_out:
+        click.echo(entry.output("words.json").read_text(encoding="utf-8"), nl=False)
+        return
+    click.echo(format_table(alignment))
+    workdir = Path(project.workdir)
+    click.echo(f"\nsubtitles: {workdir / 'captions.srt'} and {workdir / 'captions.vtt'} (timed to the voiceover file; edit and set captions.file to use them)"
+               f"\nword times: {workdir / 'words.json'}")
+
+
+# -- run -------------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("project_files", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "json_out", is_flag=True, help="Newline-delimited JSON events on stdout.")
 @click.option("--only-segments", help="Generate only these segments (e.g. 3,7), then stop.")
 @click.option("--redo", help="Regenerate these segments even if cached (e.g. 7).")
 @click.option("--dry-run", is_flag=True, help="Print what would run and why; run nothing.")
 @click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad.")
+@click.option("--gpus", type=click.IntRange(min=1), help="Start a local Ray for this run with N GPUs, one generator per GPU (needs longtake[ray]).")
+@click.option("--ray", "ray_address", metavar="ADDRESS", help="Run segments on an existing Ray cluster (e.g. ray://head:10001 or auto).")
 @click.pass_context
-def run(ctx: click.Context, project_file: Path, json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool, vad: str | None) -> None:
-    """Render the project end to end; resumes where a previous run stopped."""
+def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool,
+        vad: str | None, gpus: int | None, ray_address: str | None) -> None:
+    """Render projects end to end; resumes where a previous run stopped.
+
+    Give several project files, or a folder of them, to render a batch: each
+    keeps its own lock, work folder and output, and one failing does not stop
+    the others. With --gpus/--ray every project's segments share one pool.
+    """
+    from orchestrator.batch import expand_project_paths
+
+    if gpus and ray_address:
+        raise ConfigError("give --gpus (a local Ray started for this run) or --ray ADDRESS (an existing cluster), not both")
+    paths = expand_project_paths(list(project_files))
+    if len(paths) == 1 and not (gpus or ray_address):
+        _run_one(ctx, paths[0], json_out, only_segments, redo, dry_run, vad)
+        return
+    if only_segments is not None or dry_run:
+        raise ConfigError("--only-segments and --dry-run take one project and no --gpus/--ray")
+    _run_many(ctx, paths, json_out, _parse_indices(redo, "--redo") or set(), vad, gpus, ray_address)
+
+
+def _run_many(ctx, paths, json_out, redo_set, vad, gpus, ray_address) -> None:
+    from orchestrator.batch import exit_code, format_summary, run_projects
+
+    if redo_set and len(paths) > 1:
+        raise ConfigError("--redo names segments of one project; give it one project file")
+    events = _setup(ctx, json_out)
+    try:
+        runs = run_projects(paths, events=events, json_out=json_out, vad=vad, redo=redo_set, gpus=gpus, address=ray_address)
+    finally:
+        events.clear()
+    if not json_out:
+        click.echo(format_summary(runs), err=True)
+    ctx.exit(exit_code(runs))
+
+
+def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad) -> None:
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 

@@ -8,16 +8,19 @@ to the project file. Unknown keys are errors (with a "did you mean" hint).
 from __future__ import annotations
 
 import difflib
+import logging
 import typing
 from fractions import Fraction
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from orchestrator.errors import ConfigError, not_a_file
 from orchestrator.timebase import parse_fps
+
+log = logging.getLogger("longtake")
 
 MAX_PASS_S = 20.0  # LTX-2.3's positional embedding is trained on 20 s; no pass may be longer
 
@@ -163,13 +166,47 @@ class StitcherConfig(_Strict):
     color_ramp_frames: int = Field(12, ge=0, description="frames over which the colour correction moves to the next segment's where clips do not overlap (last-frame chaining, hard cuts)")
 
 
+_HEX_COLOUR = r"^#[0-9A-Fa-f]{6}$"
+
+
+class CaptionsConfig(_Strict):
+    """Captions: aligned from a script (``script``) or read from a caption file (``file``); exactly one."""
+
+    script: Path | None = Field(None, description="plain-text narration script (paragraphs allowed); its words are aligned to the voiceover")
+    file: Path | None = Field(None, description="an SRT or WebVTT file with timed cues (e.g. captions.srt from `longtake captions`, edited)")
+    style: Literal["words", "lines"] | None = Field(None, description="words: 1–3 words on screen, the spoken one highlighted; lines: sentence cues. None: words with a script, lines with a file")
+    burn: bool = Field(True, description="draw the captions into the picture; false: mux them as a subtitle track instead")
+    words_on_screen: int = Field(3, ge=1, le=3)
+    font: Path | None = Field(None, description="a .ttf/.otf font file; None: DejaVu Sans Bold (Debian fonts-dejavu-core)")
+    size_pct: float = Field(4.5, gt=0.5, le=15.0, description="text height as a percentage of the video height")
+    color: str = Field("#FFFFFF", pattern=_HEX_COLOUR)
+    highlight_color: str = Field("#FFD21F", pattern=_HEX_COLOUR)
+    outline_color: str = Field("#000000", pattern=_HEX_COLOUR)
+    outline_pct: float = Field(12.0, ge=0.0, le=40.0, description="outline width as a percentage of the text height")
+    position: Literal["bottom", "middle", "top"] = "bottom"
+    voice: str = Field("en-us", description="espeak-ng voice that reads the script for the alignment: the script's language (espeak-ng --voices)")
+    guide_cuts: bool = Field(True, description="the planner prefers cutting in pauses at sentence ends (needs a script)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CaptionsConfig":
+        if (self.script is None) == (self.file is None):
+            raise ValueError("give exactly one of `script` (a text to align) or `file` (an SRT/VTT with times)")
+        if self.style == "words" and self.file is not None:
+            raise ValueError("style words needs word times, which only a script gives; use `script:` or set `style: lines`")
+        return self
+
+    @property
+    def resolved_style(self) -> str:
+        return self.style or ("words" if self.script is not None else "lines")
+
+
 class ExportConfig(_Strict):
     preset: Literal["tiktok", "reels", "shorts", "master"] = "tiktok"
     crf: int | None = Field(None, ge=0, le=51)
     x264_preset: Literal["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"] = "medium"
     max_file_mb: float | None = Field(None, gt=0)
-    captions: Path | None = None
-    burn_captions: bool = False
+    captions: Path | None = Field(None, description="deprecated: use captions.file")
+    burn_captions: bool = Field(False, description="deprecated: use captions.burn")
     width: int | None = Field(None, ge=16, le=8192, multiple_of=2, description="output width in pixels; None: the preset's (1080 for tiktok/reels/shorts, the generation width for master)")
     height: int | None = Field(None, ge=16, le=8192, multiple_of=2, description="output height in pixels; None: the preset's (1920 for tiktok/reels/shorts, the generation height for master)")
 
@@ -209,10 +246,27 @@ class Project(_Strict):
     generator: GeneratorConfig = Field(default_factory=LTX2Options)
     stitcher: StitcherConfig = Field(default_factory=StitcherConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
+    captions: CaptionsConfig | None = None
     segments: list[SegmentOverride] = Field(default_factory=list)
 
     # Set by load_project, not by the YAML: where the project file lives.
     project_file: Path | None = Field(None, exclude=True)
+    _deprecations: list[str] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="after")
+    def _old_captions_key(self) -> "Project":
+        """``export.captions`` (before captions had a section) keeps working, as ``captions.file``."""
+        if self.export.captions is None:
+            return self
+        if self.captions is not None:
+            raise ValueError("captions are given twice: `export.captions` (deprecated) and `captions:`; keep only `captions:`")
+        self.captions = CaptionsConfig(file=self.export.captions, burn=self.export.burn_captions, style="lines")
+        self.export = self.export.model_copy(update={"captions": None, "burn_captions": False})
+        self._deprecations.append(
+            "`export.captions` is deprecated: write `captions: {file: …, burn: …}` instead "
+            "(export.burn_captions becomes captions.burn); it still works for now"
+        )
+        return self
 
     @model_validator(mode="after")
     def _unique_overrides(self) -> "Project":
@@ -273,6 +327,8 @@ def parse_project(text: str, path: Path) -> Project:
         project = Project.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(f"{path}: {exc.error_count()} problem(s) in the project file", _describe_errors(exc, root, path, data)) from None
+    for message in project._deprecations:
+        log.warning(f"{path.name}: {message}")
     return _resolve_paths(project, path)
 
 
@@ -309,10 +365,11 @@ def _resolve_paths(project: Project, path: Path) -> Project:
         "workdir": (base / project.workdir).resolve() if project.workdir else base / f"{path.stem}.longtake-work",
         "project_file": path.resolve(),
     }
-    export = project.export
-    if export.captions is not None:
-        export = export.model_copy(update={"captions": (base / export.captions).resolve()})
-    updates["export"] = export
+    if project.captions is not None:
+        captions = project.captions
+        updates["captions"] = captions.model_copy(update={
+            key: (base / getattr(captions, key)).resolve() for key in ("script", "file", "font") if getattr(captions, key) is not None
+        })
     generator = project.generator
     if isinstance(generator, LTX2Options):
         changes = {}

@@ -21,8 +21,11 @@ MAX_REPAINT_HZ = 10.0
 
 
 class Events:
-    def __init__(self, *, json_out: bool = False, progress: bool | None = None, stream: TextIO | None = None):
+    def __init__(self, *, json_out: bool = False, progress: bool | None = None, stream: TextIO | None = None,
+                 fields: dict[str, Any] | None = None):
+        """``fields`` go into every JSON event (a batch names each event's project)."""
         self.json_out = json_out
+        self.fields = dict(fields or {})
         self._stream = stream
         self.progress_on = self._err.isatty() if progress is None else progress
         self._line_len = 0
@@ -40,7 +43,7 @@ class Events:
     # -- machine events -----------------------------------------------------------
     def emit(self, event: str, **fields: Any) -> None:
         if self.json_out:
-            record = {"event": event, "t_s": round(time.monotonic() - self._t0, 3), **fields}
+            record = {"event": event, "t_s": round(time.monotonic() - self._t0, 3), **self.fields, **fields}
             sys.stdout.write(json.dumps(record, default=str) + "\n")
             sys.stdout.flush()
 

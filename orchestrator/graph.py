@@ -45,7 +45,8 @@ _INPUT_NAMES = {
     "portrait": "prepared portrait",
     "audio": "this segment's audio",
     "master": "master audio",
-    "captions": "captions file",
+    "captions": "captions",
+    "script": "captions script",
 }
 
 
@@ -108,7 +109,9 @@ class RunGraph:
     """Builds and walks the graph for one project. Not thread-safe; hold the workdir lock around ``run``."""
 
     def __init__(self, project: Project, events: Events | None = None, *, vad: str | None = None,
-                 cache: StepCache | None = None, record: bool = True):
+                 cache: StepCache | None = None, record: bool = True, generator=None):
+        """``generator``: an instance the caller keeps resident across projects (a Ray actor's); not closed here.
+        ``record=False`` where several processes run one project's steps (state.json is the driver's)."""
         from generators import get_generator_class
         from segmenters.planner import context_frames_for
 
@@ -122,7 +125,8 @@ class RunGraph:
         self.context_frames = context_frames_for(
             project.generator.chaining, project.segmenter.context_frames, project.stitcher.anchor_overlap_frames, self.grid
         )
-        self._generator = None
+        self._generator = generator
+        self._own_generator = generator is None
         self._loaded = False
         self.entries: dict[str, CacheEntry] = {}
         self.plan: Plan | None = None
@@ -209,11 +213,23 @@ class RunGraph:
                 }
                 if p.segmenter.target_segment_s is None:
                     params["target_segment_s"] = self.target_choice().target_segment_s  # depends on the generator's cost model
+                if self._guides_cuts():
+                    # The sentence ends, not the script: editing words inside a sentence leaves the plan alone.
+                    params["sentence_ends"] = self._sentence_end_frames()
                 return params, {"ingest": ingest.output_hash("vad16k.npy"), "vad": self._need("vad").output_hash("vad.npy")}
 
-            return _Spec(node, "plan", ["ingest", "vad"], material,
+            return _Spec(node, "plan", ["ingest", "vad"] + (["captions"] if self._guides_cuts() else []), material,
                          lambda w: steps.run_plan(p, self.grid, self.context_frames, self._need("ingest"), self._need("vad"), w,
-                                                  target_segment_s=self.target_choice().target_segment_s))
+                                                  target_segment_s=self.target_choice().target_segment_s,
+                                                  sentence_end_frames=self._sentence_end_frames() if self._guides_cuts() else ()))
+        if node == "captions":
+            return _Spec(
+                node, "captions", ["ingest"],
+                lambda: ({"voice": p.captions.voice},
+                         {"script": self._file_hash(p.captions.script, "captions.script"), "ingest": self._need("ingest").output_hash("vad16k.npy")}),
+                lambda w: steps.run_captions(p, self._need("ingest"), w),
+                params=lambda: {"voice": p.captions.voice},
+            )
         if node == "portrait":
             def portrait_material():
                 plan = self._require_plan()
@@ -332,6 +348,50 @@ class RunGraph:
             self.events.emit("step_finished", step="encode_prompts", seconds=round(time.monotonic() - t0, 3))
             self._prompts_encoded = True
 
+    # -- captions ---------------------------------------------------------------------------
+    def _aligns(self) -> bool:
+        """Captions come from a script, so there is an alignment step."""
+        return self.project.captions is not None and self.project.captions.script is not None
+
+    def _guides_cuts(self) -> bool:
+        return self._aligns() and self.project.captions.guide_cuts
+
+    def _alignment(self):
+        from captions.align import Alignment
+
+        return Alignment.from_json(self._need("captions").output("words.json").read_text(encoding="utf-8"))
+
+    def _sentence_end_frames(self) -> list[int]:
+        from captions.cues import sentence_end_samples
+        from orchestrator.timebase import sample_to_frame
+
+        alignment = self._alignment()
+        return [sample_to_frame(s, self.project.video.fps, alignment.sample_rate_hz) for s in sentence_end_samples(alignment)]
+
+    def _caption_track(self):
+        """The captions on the video's time line, as the stitcher takes them (None: no captions)."""
+        from captions.cues import sentence_cues, timed_words
+        from stitchers.captions import CaptionStyle, CaptionTrack, hex_rgb, load_captions, mouth_box_from_face
+
+        cfg = self.project.captions
+        if cfg is None:
+            return None
+        plan = self._require_plan()
+        if cfg.script is not None:
+            alignment = self._alignment()
+            cues, words = tuple(sentence_cues(alignment)), tuple(timed_words(alignment))
+        else:
+            video_ms = int(plan.total_frames * 1000 / plan.fps)
+            offset_ms = -round(plan.trim_start_sample * 1000 / plan.sample_rate_hz)  # file times are voiceover times
+            cues, words = tuple(load_captions(cfg.file, offset_ms=offset_ms, duration_ms=video_ms)), ()
+        style = CaptionStyle(
+            mode=cfg.resolved_style, words_on_screen=cfg.words_on_screen, font_path=cfg.font, size_pct=cfg.size_pct,
+            color=hex_rgb(cfg.color), highlight_color=hex_rgb(cfg.highlight_color), outline_color=hex_rgb(cfg.outline_color),
+            outline_pct=cfg.outline_pct, position=cfg.position,
+        )
+        face_box = self._need("portrait").meta.get("face_box")
+        return CaptionTrack(cues, words, style, cfg.burn, mouth_box_from_face(face_box, plan.width, plan.height))
+
     def _stitch_material(self) -> tuple[dict, dict]:
         p = self.project
         plan = self._require_plan()
@@ -339,17 +399,25 @@ class RunGraph:
         inputs["master"] = self._need("ingest").output_hash("master.wav")
         inputs["plan"] = self._need("plan").output_hash("plan.json")
         inputs["portrait"] = self._need("portrait").output_hash("portrait.png")
-        if p.export.captions is not None:
-            inputs["captions"] = self._file_hash(p.export.captions, "export.captions")
+        if p.captions is not None:
+            if p.captions.script is not None:
+                inputs["captions"] = self._need("captions").output_hash("words.json")
+            else:
+                inputs["captions"] = self._file_hash(p.captions.file, "captions.file")
         return self._stitch_params(), inputs
 
     def _stitch_params(self) -> dict:
         p = self.project
-        return {
+        params = {
             "stitcher": p.stitcher.model_dump(mode="json"),
             "export": self._export_config().model_dump(mode="json", exclude={"captions"}),
             "video": p.video.model_dump(mode="json"),
         }
+        if p.captions is not None:
+            params["captions"] = p.captions.model_dump(mode="json", exclude={"script", "file", "voice", "guide_cuts"})
+            if p.captions.font is not None:
+                params["captions"]["font"] = self._file_hash(p.captions.font, "captions.font")
+        return params
 
     def _stitch_execute(self, w: EntryWriter) -> None:
         from stitchers.stitch import stitch
@@ -362,6 +430,7 @@ class RunGraph:
                 plan, clips, self._need("ingest").output("master.wav"), w.add_output("video.mp4"),
                 stitcher=p.stitcher, export=self._export_config(), reference_rgb=steps.load_portrait(self._need("portrait")),
                 progress=lambda done, total: self.events.progress("stitching frame", done, total),
+                captions=self._caption_track(),
             )
         except MediaError as exc:
             # A damaged clip's message says `--redo N`; name the real project file in it.
@@ -408,10 +477,14 @@ class RunGraph:
     def nodes(self) -> list[str]:
         """Every node in run order (segments only once a plan exists)."""
         graph = nx.DiGraph()
-        pre = ["ingest", "vad", "plan"]
+        pre = self._pre_nodes()
         for node in pre:
             graph.add_node(node)
         graph.add_edges_from([("ingest", "vad"), ("vad", "plan")])
+        if self._aligns():
+            graph.add_edge("ingest", "captions")
+            graph.add_edge("captions", "plan" if self._guides_cuts() else "stitch")
+            graph.add_edge("captions", "stitch")
         if self.plan is not None or "plan" in self.entries:
             graph.add_edge("plan", "portrait")
             for seg in self._require_plan().segments:
@@ -423,7 +496,7 @@ class RunGraph:
             graph.add_edge("stitch", "report")
         if not nx.is_directed_acyclic_graph(graph):  # a bug in the specs, never the user's doing
             raise RuntimeError(f"run graph has a cycle: {nx.find_cycle(graph)}")
-        order = {n: i for i, n in enumerate(["ingest", "vad", "plan", "portrait"])}
+        order = {n: i for i, n in enumerate(["ingest", "vad", "captions", "plan", "portrait"])}
         return list(nx.lexicographical_topological_sort(graph, key=lambda n: (order.get(n, 5), n)))
 
     def _key(self, spec: _Spec) -> tuple[str, dict, dict]:
@@ -519,25 +592,40 @@ class RunGraph:
         return ", ".join(changed[:3]) + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else "") if changed else "changed"
 
     # -- entry points -------------------------------------------------------------------------------
+    def _pre_nodes(self) -> list[str]:
+        """The steps before (and including) the plan; the script's alignment is one when the planner uses it."""
+        return ["ingest", "vad"] + (["captions"] if self._aligns() else []) + ["plan"]
+
     def run_plan(self, *, execute: bool = True) -> Plan | None:
-        for node in ("ingest", "vad", "plan"):
+        for node in self._pre_nodes():
             status = self.resolve(node, execute=execute)
             if not status.done:
                 return None
         self.plan = None
         return self._require_plan()
 
+    def run_captions(self):
+        """Ingest and align the captions script (cached like any step); returns the alignment."""
+        if not self._aligns():
+            where = self.project.project_file or "the project file"
+            raise ConfigError(f"{where} has no captions script: add `captions: {{script: narration.txt}}` (a plain-text copy of the narration)")
+        for node in ("ingest", "captions"):
+            self.resolve(node, execute=True)
+        return self._alignment()
+
     def status(self) -> list[StepStatus]:
         """Every step, done or to run and why. Reads only; writes nothing."""
         result = []
-        for node in ("ingest", "vad", "plan"):
+        for node in self._pre_nodes():
             result.append(self.resolve(node, execute=False))
         if not result[-1].done:
             result.append(StepStatus("segments", False, "waits on plan"))
             return result
         self._require_plan()
         any_pending = False
-        for node in self.nodes()[3:]:
+        for node in self.nodes():
+            if node in self._pre_nodes():
+                continue
             st = self.resolve(node, execute=False)
             if node.startswith("segment_") and not st.done and not any_pending:
                 any_pending = True
@@ -547,8 +635,8 @@ class RunGraph:
             result.insert(idx, StepStatus("encode_prompts", False, "segments to generate"))
         return result
 
-    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
-        summary = RunSummary()
+    def begin(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> Plan:
+        """Check the project, sweep dead writers' leftovers, plan, and check the segment numbers the user gave."""
         preflight.check_project(self.project)
         self.cache.sweep_temp()
         plan = self.run_plan()
@@ -562,8 +650,13 @@ class RunGraph:
         if extra:
             log.warning(f"segments: overrides for index {extra} match no segment (the plan has {len(plan.segments)})")
         self.events.total_segments = len(plan.segments)
+        return plan
+
+    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
+        summary = RunSummary()
+        self.begin(redo=redo, only_segments=only_segments)
         for node in self.nodes():
-            if node in ("ingest", "vad", "plan"):
+            if node in self._pre_nodes():
                 continue
             if node.startswith("segment_"):
                 index = int(node.split("_")[1])
@@ -580,12 +673,72 @@ class RunGraph:
             elif only_segments is not None and node in ("stitch", "report"):
                 break  # --only-segments generates, it does not stitch
             else:
-                st = self.resolve(node, execute=True)
-                if node == "stitch":
-                    # The video reaches the user before the report runs: a failed report loses nothing.
-                    summary.output = self._export_video()
-                elif node == "report":
-                    summary.report = self._export_report()
+                st = self.run_step(node, summary)
+            (summary.cached if st.reason == "done" else summary.ran).append(node)
+        return summary
+
+    def run_step(self, node: str, summary: RunSummary) -> StepStatus:
+        """Run (or find cached) one step that is not a segment, exporting what it makes for the user."""
+        st = self.resolve(node, execute=True)
+        if node == "stitch":
+            # The video reaches the user before the report runs: a failed report loses nothing.
+            summary.output = self._export_video()
+        elif node == "report":
+            summary.report = self._export_report()
+        return st
+
+    # -- for executors that run segments elsewhere (orchestrator.ray_executor) -------------------
+    def ready_segments(self, skip: set[int], force: set[int]) -> tuple[list[int], list[int]]:
+        """(segments that can run now, segments found done), leaving out ``skip``.
+
+        The graph decides independence: a segment is ready once every step it
+        reads is done, so anchor (and any mode whose segments read no other
+        segment) yields them all at once, chained modes one per project.
+        """
+        ready, done = [], []
+        for seg in self._require_plan().segments:
+            if seg.index in skip:
+                continue
+            st = self.resolve(segment_node(seg.index), execute=False, force=seg.index in force)
+            if st.done:
+                done.append(seg.index)
+            elif st.key is not None:  # no key: it waits on a step not yet done
+                ready.append(seg.index)
+        return ready, done
+
+    def prepare_segment(self, index: int) -> None:
+        """Look up (never run) every step segment ``index`` reads, in a process that did not run them."""
+        if self.run_plan(execute=False) is None:
+            raise RuntimeError(f"segment {index} was sent out before the plan was done")
+
+        def visit(node: str) -> None:
+            for dep in self._spec(node).deps:
+                if dep in self.entries:
+                    continue
+                visit(dep)
+                st = self.resolve(dep, execute=False)
+                if not st.done:
+                    raise RuntimeError(f"{node} was sent out before {dep} was done ({st.reason})")
+
+        visit(segment_node(index))
+
+    def record_finished(self, node: str) -> StepStatus:
+        """Adopt a step another process finished: look it up and remember it for status reasons."""
+        spec = self._spec(node)
+        key, _params, _inputs = self._key(spec)
+        entry, _broken = self._lookup(spec, key, execute=True)
+        if entry is None:
+            return StepStatus(node, False, "missing", key)
+        self.entries[node] = entry
+        self._remember(node, spec.step, key)
+        return StepStatus(node, True, "done", key, entry.duration_s)
+
+    def finish(self, summary: RunSummary) -> RunSummary:
+        """Every step after the segments (stitch, report), once all segments are done."""
+        for node in self.nodes():
+            if node in ("ingest", "vad", "plan") or node.startswith("segment_"):
+                continue
+            st = self.run_step(node, summary)
             (summary.cached if st.reason == "done" else summary.ran).append(node)
         return summary
 
@@ -611,7 +764,18 @@ class RunGraph:
             for stale in preflight.report_paths(out):
                 stale.unlink(missing_ok=True)
             steps.export_to_output(entry.output("video.mp4"), out)
+        self._export_subtitles(out)
         return out
+
+    def _export_subtitles(self, video: Path) -> None:
+        """Sidecar subtitles beside the video, timed to it (video.srt, video.vtt): for a platform's own caption upload."""
+        from stitchers.captions import format_cues
+
+        track = self._caption_track()
+        if track is None:
+            return
+        for kind in ("srt", "vtt"):
+            atomic_write_text(video.with_suffix("." + kind), format_cues(track.cues, kind))
 
     def _export_report(self) -> dict:
         out = Path(self.project.output)
@@ -633,5 +797,5 @@ class RunGraph:
         return self._spec(node).step
 
     def close(self) -> None:
-        if self._generator is not None:
+        if self._generator is not None and self._own_generator:
             self._generator.close()

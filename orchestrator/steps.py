@@ -10,9 +10,10 @@ so finished entries made by older code are redone.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
@@ -25,10 +26,13 @@ if TYPE_CHECKING:  # pragma: no cover
     from generators.base import Generator
     from orchestrator.cache import CacheEntry, EntryWriter
 
+log = logging.getLogger("longtake")
+
 CODE_VERSIONS = {
     "ingest": "ingest-1",
     "vad": "vad-1",
     "plan": "plan-1",
+    "captions": "captions-1",
     "portrait": "portrait-1",
     "segment": "segment-1",
     "stitch": "stitch-1",
@@ -75,6 +79,7 @@ def run_vad(vad_name: str, threshold: float, ingest: "CacheEntry", out: "EntryWr
 def run_plan(
     project: Project, grid: FrameGrid, context_frames: int, ingest: "CacheEntry", vad: "CacheEntry", out: "EntryWriter",
     target_segment_s: float | None = None,
+    sentence_end_frames: Sequence[int] = (),
 ) -> Plan:
     from segmenters.plan_plot import draw_plan
     from segmenters.planner import PlannerSettings, generation_size, plan_voiceover
@@ -101,11 +106,48 @@ def run_plan(
         height=height,
         chaining=project.generator.chaining,
         context_frames=context_frames,
+        sentence_end_frames=sentence_end_frames,
     )
     out.add_output("plan.json").write_text(plan.to_json())
     draw_plan(plan, audio_16k, probs, vad.meta["hop_samples"], out.add_output("plan.png"), threshold=seg.vad_threshold)
     out.meta["warnings"] = list(plan.warnings)
     return plan
+
+
+# -- captions ---------------------------------------------------------------------------
+
+def run_captions(project: Project, ingest: "CacheEntry", out: "EntryWriter"):
+    """Align the script to the master audio: words.json (master samples), captions.srt/.vtt (voiceover time)."""
+    from captions.align import align_script
+    from captions.cues import write_caption_files
+    from captions.script import load_script
+
+    cfg = project.captions
+    script = load_script(cfg.script)
+    alignment = align_script(
+        script, np.load(ingest.output("vad16k.npy")), master_rate_hz=ingest.meta["sample_rate_hz"],
+        master_samples=ingest.meta["duration_samples"], voice=cfg.voice,
+    )
+    for name in ("captions.srt", "captions.vtt", "words.json"):
+        out.add_output(name)
+    write_caption_files(alignment, out.dir, trim_start_sample=ingest.meta["trim_start_sample"])
+    sr = alignment.sample_rate_hz
+    warnings = [f"captions: line {line.index} is not in the voiceover and gets no captions: “{line.text}”" for line in alignment.missing_lines]
+    warnings += [f"captions: speech at {a / sr:.1f}–{b / sr:.1f} s (video time) is not in the script" for a, b in alignment.unscripted]
+    low = [line.index for line in alignment.lines if line.found and line.confidence < 0.5]
+    if low:
+        warnings.append(f"captions: low alignment confidence on line(s) {', '.join(map(str, low))}; check them (`longtake captions` shows the table)")
+    for message in warnings:
+        log.warning(message)
+    out.meta.update(
+        warnings=warnings,
+        lines=len(alignment.lines),
+        words=len(alignment.words),
+        missing_lines=[line.index for line in alignment.missing_lines],
+        unscripted_s=[[round(a / sr, 2), round(b / sr, 2)] for a, b in alignment.unscripted],
+        timings_s=alignment.timings_s,
+    )
+    return alignment
 
 
 # -- portrait ---------------------------------------------------------------------------

@@ -14,6 +14,8 @@ Dynamic programming then picks the cut sequence of least total cost:
 subject to ``owned_s ≥ min_segment_s`` and ``gen_frames / fps ≤ max_segment_s``
 where ``gen_frames`` = owned + context rounded up to the grid. The DP is exact
 over the candidates, so forced cuts appear only where no pause path exists.
+With a captions script, a pause holding a sentence end (from the alignment)
+earns ``W_SENTENCE`` more, so of two equal pauses the one between sentences wins.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import logging
 import math
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Sequence
 
 import numpy as np
 
@@ -40,6 +43,7 @@ W_LENGTH = 1.0
 W_PAUSE = 0.5
 W_FORCED = 25.0
 W_WASTE = 0.05
+W_SENTENCE = 0.1  # a pause at a sentence end (from the script) is worth this much more: ~200 ms of pause length
 PAUSE_SATURATION_MS = 1000  # pauses longer than this are all equally good cut points
 PAUSE_MARGIN_MS = 60  # keep cuts this far from the speech on either side of a pause
 
@@ -115,8 +119,10 @@ def find_pauses(speech_prob: np.ndarray, threshold: float) -> list[tuple[int, in
     return list(zip(starts.tolist(), ends.tolist()))
 
 
-def _candidates(features: FrameFeatures, settings: PlannerSettings, grid: FrameGrid, fps: Fraction) -> list[_Candidate]:
+def _candidates(features: FrameFeatures, settings: PlannerSettings, grid: FrameGrid, fps: Fraction,
+                sentence_end_frames: Sequence[int] = ()) -> list[_Candidate]:
     total = len(features.speech_prob)
+    ends = np.sort(np.asarray(sentence_end_frames, dtype=np.int64))
     frame_ms = 1000 / float(fps)
     cands: dict[int, _Candidate] = {}
     for a, b in find_pauses(features.speech_prob, settings.vad_threshold):
@@ -131,6 +137,8 @@ def _candidates(features: FrameFeatures, settings: PlannerSettings, grid: FrameG
             lo = hi = (a + b) // 2
         depth = 1.0 - float(features.speech_prob[a:b].mean())
         reward = W_PAUSE * (min(pause_ms, PAUSE_SATURATION_MS) / PAUSE_SATURATION_MS + 0.25 * depth)
+        if len(ends) and np.searchsorted(ends, a) < np.searchsorted(ends, b):
+            reward += W_SENTENCE  # a join between sentences reads as a new thought; within one it reads as a glitch
         mid = (a + b) // 2
         # One full grid period of positions around the middle lets the DP align the segment to 8k+1.
         half = grid.frame_grid // 2 + 1
@@ -218,8 +226,13 @@ def plan_voiceover(
     height: int,
     chaining: ChainMode,
     context_frames: int,
+    sentence_end_frames: Sequence[int] = (),
 ) -> Plan:
-    """Turn a (trimmed, normalised) voiceover and its VAD into a frame-exact segment plan."""
+    """Turn a (trimmed, normalised) voiceover and its VAD into a frame-exact segment plan.
+
+    ``sentence_end_frames``: where the script's sentences end (from the captions' alignment); a pause holding
+    one is preferred over an otherwise equal pause inside a sentence.
+    """
     total_frames = sample_to_frame(duration_samples, fps, sample_rate_hz)
     if total_frames < grid.frame_grid + 1:
         raise MediaError(f"the voiceover is {duration_samples / sample_rate_hz:.2f} s long; longtake needs at least {(grid.frame_grid + 1) / float(fps):.2f} s")
@@ -229,7 +242,7 @@ def plan_voiceover(
             f"no speech found in the voiceover by the {vad_name} VAD (threshold {settings.vad_threshold:g}); "
             "check that it is the right file, or try `--vad energy` / a lower segmenter.vad_threshold"
         )
-    candidates = _candidates(features, settings, grid, fps)
+    candidates = _candidates(features, settings, grid, fps, sentence_end_frames)
     cuts = choose_cuts(total_frames, candidates, settings, grid, fps, context_frames)
 
     warnings: list[str] = []

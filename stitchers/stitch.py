@@ -20,6 +20,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from orchestrator.errors import LongtakeError, MediaError
 from orchestrator.timebase import frame_to_sample
 from segmenters.plan import Plan
 from stitchers.audio import OUTPUT_RATE_HZ, AudioFeed, probe_audio
-from stitchers.captions import CaptionBurner, Cue, load_captions
+from stitchers.captions import CaptionBurner, CaptionStyle, CaptionTrack, Cue, load_captions
 from stitchers.clips import CheckedClip, Prefetcher, YuvFrame, check_clip, sample_clip_rgb
 from stitchers.color import ColorStats, ColorTransform, YCbCrSpace, color_stats, color_transform
 from stitchers.compose import Compositor, FrameUse, Geometry, Layer, assemble, canonical_matrix, fit_geometry
@@ -106,10 +107,16 @@ def stitch(
     export: ExportConfig,
     reference_rgb: np.ndarray | None = None,
     progress: ProgressFn | None = None,
+    captions: CaptionTrack | None = None,
 ) -> StitchResult:
-    """Join the segment ``clips`` of ``plan`` into ``output`` with the master audio; see the module docstring."""
+    """Join the segment ``clips`` of ``plan`` into ``output`` with the master audio; see the module docstring.
+
+    ``captions``: cues and word times on the video's time line, burnt in or muxed (``export.captions``, the
+    older way to give a caption file, still works when this is None).
+    """
     with _opencv_single_threaded():
-        return _stitch(plan, clips, master_wav, output, stitcher=stitcher, export=export, reference_rgb=reference_rgb, progress=progress)
+        return _stitch(plan, clips, master_wav, output, stitcher=stitcher, export=export, reference_rgb=reference_rgb, progress=progress,
+                       captions=captions)
 
 
 def _stitch(
@@ -122,6 +129,7 @@ def _stitch(
     export: ExportConfig,
     reference_rgb: np.ndarray | None,
     progress: ProgressFn | None,
+    captions: CaptionTrack | None = None,
 ) -> StitchResult:
     t_start = time.perf_counter()
     timer = _Timer()
@@ -149,11 +157,16 @@ def _stitch(
     settings = resolve_export(export, gen_width=plan.width, gen_height=plan.height, fps=plan.fps, total_frames=plan.total_frames, audio_channels=audio.channels)
     warnings += settings.warnings
     geometry = fit_geometry(plan.width, plan.height, settings.width, settings.height)
-    cues: list[Cue] = []
-    if export.captions is not None:
+    if captions is None and export.captions is not None:
         # Caption times refer to the voiceover as delivered; the master starts trim_start_sample later.
         offset_ms = -round(plan.trim_start_sample * 1000 / plan.sample_rate_hz)
-        cues = load_captions(Path(export.captions), offset_ms=offset_ms, duration_ms=int(video_s * 1000))
+        captions = CaptionTrack(tuple(load_captions(Path(export.captions), offset_ms=offset_ms, duration_ms=int(video_s * 1000))),
+                                style=CaptionStyle(), burn=export.burn_captions)
+    cues: list[Cue] = list(captions.cues) if captions is not None else []
+    # Burnt-in captions are not also muxed: movenc enables a lone text track, and players that show
+    # enabled text tracks would draw the captions twice.
+    settings = dataclasses.replace(settings, mux_captions=bool(captions and cues and not captions.burn),
+                                   burn_captions=bool(captions and captions.burn and (cues or captions.words)))
     timer.add("check_s", time.perf_counter() - t_start)
 
     # 2. colour (measured in the background, ahead of need), 3. stream, 4. finish
@@ -164,7 +177,7 @@ def _stitch(
         with atomic_path(output, suffix=".mp4") as tmp:
             writer = Mp4Writer(tmp, settings, audio_layout=feed.layout, cues=cues)
             try:
-                _stream(plan, checked, transforms, settings, geometry, writer, feed, cues, stitcher.color_ramp_frames, timer, progress)
+                _stream(plan, checked, transforms, settings, geometry, writer, feed, captions, stitcher.color_ramp_frames, timer, progress)
                 t0 = time.perf_counter()
                 writer.finish()
                 timer.add("finish_s", time.perf_counter() - t0)
@@ -252,13 +265,16 @@ def _stream(
     geometry: Geometry,
     writer: Mp4Writer,
     feed: AudioFeed,
-    cues: Sequence[Cue],
+    captions: CaptionTrack | None,
     color_ramp_frames: int,
     timer: _Timer,
     progress: ProgressFn | None,
 ) -> None:
     compositor = Compositor(geometry)
-    burner = CaptionBurner(cues, settings.fps, settings.width, settings.height) if settings.burn_captions and cues else None
+    burner = None
+    if settings.burn_captions and captions is not None:
+        burner = CaptionBurner(captions.cues, settings.fps, settings.width, settings.height, style=captions.style, words=captions.words,
+                               mouth_box=_to_output_box(captions.mouth_box, geometry))
     total = plan.total_frames
     emitted = 0
 
@@ -310,6 +326,16 @@ def _stream(
         raise LongtakeError(f"internal error: wrote {emitted} frames, the plan has {total}")
     for audio_frame in feed.frames_until(feed.total_samples):
         writer.write_audio(audio_frame)
+
+
+def _to_output_box(box: tuple[int, int, int, int] | None, g: Geometry) -> tuple[int, int, int, int] | None:
+    """A box in generation pixels, through the crop and scale, in output pixels."""
+    if box is None:
+        return None
+    sx, sy = g.out_width / g.crop_width, g.out_height / g.crop_height
+    x0, y0, x1, y1 = box
+    return (int(np.floor((x0 - g.crop_x) * sx)), int(np.floor((y0 - g.crop_y) * sy)),
+            int(np.ceil((x1 - g.crop_x) * sx)), int(np.ceil((y1 - g.crop_y) * sy)))
 
 
 def _verify(path: Path, frames: int, fps: Fraction) -> None:

@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -193,7 +194,8 @@ def test_write_then_lookup_round_trip(tmp_path):
         "segment", KEY, params={"prompt": "hi", "fps": Fraction(24)}, inputs={"audio": "f" * 64},
         code_version="seg-1", model_identity="ltx@1",
     ) as w:
-        assert w.dir.parent == tmp_path / "cache" / "segment" and w.dir.name.startswith(f".tmp-{KEY}-{os.getpid()}-")
+        assert w.dir.parent == tmp_path / "cache" / "segment"
+        assert w.dir.name.startswith(f".tmp-{KEY}@{cache_mod.host_name()}+") and f"+{os.getpid()}+" in w.dir.name
         w.add_output("frames.bin").write_bytes(b"\x01" * 1000)
         w.add_output("tail/last.png").write_bytes(b"png")
         (w.dir / "scratch.txt").write_text("not an output")
@@ -500,6 +502,98 @@ def test_sweep_temp_only_removes_dead_processes_leftovers(tmp_path):
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def _foreign_dir(step_dir: Path, host: str, pid: int, rand: str = "0a0b0c0d") -> Path:
+    d = step_dir / f".tmp-{KEY}@{host}+feedf00d+{pid}+12345+{rand}"
+    d.mkdir()
+    (d / "clip.mp4").write_bytes(b"partial")
+    return d
+
+
+def test_sweep_leaves_another_hosts_work_until_it_is_a_day_stale(tmp_path, monkeypatch):
+    """On shared storage a pid names a process on the writer's host, not here: a dead-here pid proves nothing."""
+    monkeypatch.setenv("LONGTAKE_HOST", "alpha")
+    cache = StepCache(tmp_path)
+    step_dir = tmp_path / "cache" / "segment"
+    step_dir.mkdir(parents=True)
+    dead_here = _dead_pid()
+    fresh = _foreign_dir(step_dir, "beta", dead_here, "00000001")
+    stale = _foreign_dir(step_dir, "beta", dead_here, "00000002")
+    day_old = time.time() - cache_mod.FOREIGN_STALE_S - 60
+    for path in (stale, stale / "clip.mp4"):
+        os.utime(path, (day_old, day_old))
+    local_dead = step_dir / f".tmp-{KEY}@alpha+{cache_mod._me().namespace}+{dead_here}+1+00000003"
+    local_dead.mkdir()
+    # A live pid whose start time differs is a reused pid: its writer is gone.
+    reused = step_dir / f".tmp-{KEY}@alpha+{cache_mod._me().namespace}+{os.getppid()}+1+00000004"
+    reused.mkdir()
+    assert cache.sweep_temp() == 3
+    assert fresh.exists() and not stale.exists() and not local_dead.exists() and not reused.exists()
+    # Only a file's change counts as life: a day-old folder whose clip still grows is kept.
+    os.utime(fresh, (day_old, day_old))
+    assert cache.sweep_temp() == 0 and fresh.exists()
+
+
+_BETA_WRITER = """
+import os, sys, time
+from pathlib import Path
+from orchestrator.cache import StepCache
+workdir, key, ready, go = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4])
+cache = StepCache(workdir)
+with cache.writing("segment", key) as w:
+    w.add_output("clip.mp4").write_bytes(b"beta-first-half")
+    swept = cache.sweep_temp()  # alpha's entry is being written right now
+    ready.write_text(str(swept))
+    deadline = time.monotonic() + 30
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with open(w.dir / "clip.mp4", "ab") as fh:
+        fh.write(b"-second-half")
+print(os.getpid(), flush=True)
+"""
+
+
+def test_two_hosts_share_one_cache_without_deleting_each_others_work(tmp_path, monkeypatch):
+    """Host beta runs in its own pid namespace (as on another machine): alpha's pid means nothing there."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "true"],
+                                                           capture_output=True).returncode != 0:
+        pytest.skip("needs `unshare --pid` (root or CAP_SYS_ADMIN) to give the second host its own pids")
+    monkeypatch.setenv("LONGTAKE_HOST", "alpha")
+    cache = StepCache(tmp_path)
+    key_a, key_b = "aa" * 32, "bb" * 32
+    ready, go = tmp_path / "beta-ready", tmp_path / "go"
+    with cache.writing("segment", key_a) as w:
+        w.add_output("clip.mp4").write_bytes(b"alpha-first-half")
+        beta = subprocess.Popen(
+            ["unshare", "--pid", "--fork", "--mount-proc", sys.executable, "-c", textwrap.dedent(_BETA_WRITER),
+             str(tmp_path), key_b, str(ready), str(go)],
+            cwd=REPO, env=dict(os.environ, PYTHONPATH=str(REPO), LONGTAKE_HOST="beta"),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while not ready.exists() and beta.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert ready.exists(), beta.stderr.read() if beta.poll() is not None else "beta never got ready"
+            assert ready.read_text() == "0"  # beta's sweep left alpha's folder alone
+            assert cache.sweep_temp() == 0  # and alpha's sweep leaves beta's
+            assert len(_work_dirs(tmp_path)) == 2
+            with open(w.dir / "clip.mp4", "ab") as fh:
+                fh.write(b"-second-half")
+            go.write_text("go")
+            out, err = beta.communicate(timeout=30)
+        finally:
+            if beta.poll() is None:
+                beta.kill()
+                beta.wait()
+    assert beta.returncode == 0, err
+    assert int(out.split()[0]) != beta.pid  # it really had pids of its own
+    for key, who in ((key_a, b"alpha"), (key_b, b"beta")):
+        entry = cache.lookup("segment", key, verify=True)
+        assert entry is not None
+        assert entry.output("clip.mp4").read_bytes() == who + b"-first-half-second-half"
+    assert _work_dirs(tmp_path) == []
 
 
 def test_remove_except(tmp_path):

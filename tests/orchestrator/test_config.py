@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import typing
 from pathlib import Path
 
 import pytest
@@ -140,9 +141,9 @@ def _keys(model: type[BaseModel], prefix: str = "") -> set[str]:
         if name == "project_file":
             continue
         out.add(prefix + name)
-        ann = field.annotation
-        if isinstance(ann, type) and issubclass(ann, BaseModel):
-            out |= _keys(ann, prefix + name + ".")
+        for ann in (field.annotation, *typing.get_args(field.annotation)):  # X and X | None
+            if isinstance(ann, type) and issubclass(ann, BaseModel):
+                out |= _keys(ann, prefix + name + ".")
     return out
 
 
@@ -163,3 +164,33 @@ def test_demo_project_is_valid():
     assert p.voiceover.is_file() and p.portrait.is_file()
     assert p.generator.backend == "animatic" and (p.video.width, p.video.height) == (540, 960)
     assert yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["output"].endswith("demo.mp4")
+
+
+def test_captions_section_resolves_paths_and_picks_the_style(tmp_path):
+    p = load_project(write(tmp_path, "voiceover: vo.wav\nportrait: face.png\ncaptions: {script: words/narration.txt}\n"))
+    assert p.captions.script == tmp_path / "words" / "narration.txt" and p.captions.resolved_style == "words" and p.captions.burn
+    p = load_project(write(tmp_path, "voiceover: vo.wav\nportrait: face.png\ncaptions: {file: talk.srt, burn: false}\n"))
+    assert p.captions.file == tmp_path / "talk.srt" and p.captions.resolved_style == "lines"
+
+
+@pytest.mark.parametrize("captions, message", [
+    ("{}", "exactly one of `script`"),
+    ("{script: a.txt, file: b.srt}", "exactly one of `script`"),
+    ("{file: b.srt, style: words}", "style words needs word times"),
+    ("{script: a.txt, color: white}", "captions.color"),
+])
+def test_bad_captions_sections_say_what_to_do(tmp_path, captions, message):
+    with pytest.raises(ConfigError) as info:
+        load_project(write(tmp_path, f"voiceover: vo.wav\nportrait: face.png\ncaptions: {captions}\n"))
+    assert message in str(info.value)
+
+
+def test_old_export_captions_key_still_works_with_a_deprecation_warning(tmp_path, caplog):
+    text = "voiceover: vo.wav\nportrait: face.png\nexport: {captions: talk.srt, burn_captions: true}\n"
+    with caplog.at_level("WARNING", logger="longtake"):
+        p = load_project(write(tmp_path, text))
+    assert p.captions.file == tmp_path / "talk.srt" and p.captions.burn and p.captions.resolved_style == "lines"
+    assert p.export.captions is None
+    assert "`export.captions` is deprecated" in caplog.text
+    with pytest.raises(ConfigError):
+        load_project(write(tmp_path, text + "captions: {file: other.srt}\n"))

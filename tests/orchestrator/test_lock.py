@@ -214,3 +214,75 @@ def test_full_disk_does_not_stop_taking_the_lock(tmp_path, monkeypatch, caplog):
             assert lock.held
             assert _try_in_child(tmp_path).startswith("locked:")
     assert "held anyway" in caplog.text
+
+
+# -------------------------------------------------------------- hosts whose flock does not reach each other
+
+
+def _node_local_flock(monkeypatch):
+    """Play a file system whose flock is node-local (Lustre `localflock`, NFS `local_lock=all`, old CIFS)."""
+    import orchestrator.lock as lock_mod
+
+    monkeypatch.setattr(lock_mod.fcntl, "flock", lambda fd, op: None)
+
+
+def test_a_run_from_another_host_is_refused_where_flock_is_node_local(tmp_path, monkeypatch):
+    env = dict(_env(), LONGTAKE_HOST="beta")
+    proc = subprocess.Popen([sys.executable, "-c", textwrap.dedent(_HOLDER), str(tmp_path), "run"], cwd=REPO, env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        monkeypatch.setenv("LONGTAKE_HOST", "alpha")
+        _node_local_flock(monkeypatch)
+        # Pretend beta's pid namespace is not ours, as on another machine.
+        lease = json.loads((tmp_path / "longtake.lease").read_text())
+        lease["owner"]["namespace"] = "0ther0ns"
+        (tmp_path / "longtake.lease").write_text(json.dumps(lease))
+        with pytest.raises(LockedError) as info:
+            WorkdirLock(tmp_path).acquire()
+        assert f"pid {proc.pid} on host beta" in str(info.value) and "`longtake run`" in str(info.value)
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+def test_a_silent_lease_of_another_host_is_taken_over(tmp_path, monkeypatch, caplog):
+    import orchestrator.lock as lock_mod
+
+    monkeypatch.setenv("LONGTAKE_HOST", "alpha")
+    _node_local_flock(monkeypatch)
+    silent_s = lock_mod.LEASE_STALE_S + 5
+    body = {"owner": {"host": "beta", "namespace": "0ther0ns", "pid": 4242, "start": 7}, "command": "run",
+            "token": "t", "heartbeat_unix": __import__("time").time() - silent_s}
+    (tmp_path / "longtake.lease").write_text(json.dumps(body))
+    with caplog.at_level(logging.WARNING, logger="orchestrator.lock"):
+        with WorkdirLock(tmp_path):
+            mine = json.loads((tmp_path / "longtake.lease").read_text())
+            assert mine["owner"]["host"] == "alpha" and mine["owner"]["pid"] == os.getpid()
+    assert "from pid 4242 on host beta" in caplog.text
+    assert not (tmp_path / "longtake.lease").exists()  # released with the lock
+
+
+def test_a_lease_of_a_dead_local_run_is_taken_over_and_a_live_one_refused(tmp_path, monkeypatch):
+    from orchestrator.hosts import ProcessId
+
+    _node_local_flock(monkeypatch)
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    me = ProcessId.me()
+    body = {"owner": dict(me.to_dict(), pid=dead.pid), "command": "run", "token": "t", "heartbeat_unix": 0}
+    (tmp_path / "longtake.lease").write_text(json.dumps(body))
+    with WorkdirLock(tmp_path):
+        pass
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        import orchestrator.hosts as hosts
+
+        live = ProcessId(me.host, me.namespace, sleeper.pid, hosts.start_ticks(sleeper.pid) or 0)
+        body = {"owner": live.to_dict(), "command": "clean", "token": "t", "heartbeat_unix": 0}
+        (tmp_path / "longtake.lease").write_text(json.dumps(body))
+        with pytest.raises(LockedError, match=f"`longtake clean`, pid {sleeper.pid}"):
+            WorkdirLock(tmp_path).acquire()
+    finally:
+        sleeper.kill()
+        sleeper.wait()

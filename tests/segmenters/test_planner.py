@@ -242,3 +242,18 @@ def test_find_pauses_and_generation_size():
     assert find_pauses(probs, 0.5) == [(1, 3), (5, 6), (7, 8)]
     assert generation_size(1080, 1920, 64) == (1088, 1920)
     assert generation_size(540, 960, 2) == (540, 960)
+
+
+@pytest.mark.parametrize("sentence_end_s, expected", [(11.3, (11.0, 11.6)), (12.7, (12.4, 13.0))])
+def test_an_equal_pause_at_a_sentence_end_wins(sentence_end_s, expected):
+    # Two 0.6-s pauses either side of the 12-s target: the one holding the script's sentence end is the cut.
+    audio = layout_audio([(0.2, 11.0), (11.6, 12.4), (13.0, 24.0)], 24.3)
+    settings = PlannerSettings(20, 4, 12, 250)
+    ends = [round(sentence_end_s * 24), round(5.0 * 24), round(20.0 * 24)]  # other sentence ends sit in no pause
+    plan = plan_voiceover(
+        duration_samples=len(audio), sample_rate_hz=SR, trim_start_sample=0, audio_16k=audio, vad_probs=oracle_vad(audio),
+        vad_hop_samples=HOP, vad_name="oracle", settings=settings, grid=FrameGrid(8, 64), fps=Fraction(24), width=1088, height=1920,
+        chaining="tail", context_frames=9, sentence_end_frames=ends,
+    )
+    assert len(plan.segments) == 2
+    assert expected[0] < plan.segments[0].end_frame / 24 < expected[1]

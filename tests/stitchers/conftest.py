@@ -45,6 +45,7 @@ def run_stitch(
     reference_rgb: np.ndarray | None = None,
     master: dict | None = None,
     progress=None,
+    captions=None,
 ) -> Stitched:
     """Write the plan's clips and master audio into ``folder`` and stitch them (small, fast settings by default)."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -52,7 +53,8 @@ def run_stitch(
     wav = write_master(folder / "master.wav", plan, **(master or {}))
     export_cfg = ExportConfig(**{"preset": "master", "crf": 14, "x264_preset": "veryfast", **(export or {})})
     stitcher_cfg = StitcherConfig(**{"color_hold": "off", **(stitcher or {})})
-    result = stitch(plan, clips, wav, folder / "out.mp4", stitcher=stitcher_cfg, export=export_cfg, reference_rgb=reference_rgb, progress=progress)
+    result = stitch(plan, clips, wav, folder / "out.mp4", stitcher=stitcher_cfg, export=export_cfg, reference_rgb=reference_rgb, progress=progress,
+                    captions=captions)
     return Stitched(plan, result, clips, wav)
 
 

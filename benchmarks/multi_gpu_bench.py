@@ -1,0 +1,119 @@
+"""Segments across N GPUs: `longtake run --gpus N` on one project, for each N given, from an empty cache.
+
+For every N in ``--gpus`` (e.g. ``1,2,4,8``) the project is copied to a fresh
+work folder and rendered by the Ray executor; the ``--json`` events give
+
+- ``segments_s``: first segment sent out -> last segment finished (what the GPUs
+  parallelise),
+- ``wall_s``: the whole command (Ray start, model loads, ingest, stitch, report),
+
+and the speed-up of each against the first N. Independent segments (``anchor``,
+and any mode whose segments read no other segment) spread over the actors; a
+chained project uses one GPU at a time, so use ``--chaining anchor`` (or
+``bookend`` where that mode exists) for the scaling figure.
+
+``--tiny`` renders a small animatic project on the CPU (Ray declares N pretend
+GPUs): a smoke test of this script and of the executor, not a GPU figure.
+
+    python benchmarks/multi_gpu_bench.py --project configs/demo.yaml --gpus 1,2 --chaining anchor
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path) -> dict:
+    data = yaml.safe_load(project.read_text())
+    base = project.resolve().parent
+    for key in ("voiceover", "portrait"):
+        data[key] = str((base / data[key]).resolve())
+    if chaining:
+        data.setdefault("generator", {})["chaining"] = chaining
+    folder = scratch / f"gpus{gpus}"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    data["workdir"] = str(folder / "work")
+    data["output"] = str(folder / "video.mp4")
+    path = folder / "project.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    t0 = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--gpus", str(gpus), "--json"],
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    wall_s = time.monotonic() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"--gpus {gpus} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
+    events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    seg = [e for e in events if str(e.get("step", "")).startswith("segment_")]
+    starts = [e["t_s"] for e in seg if e["event"] == "step_started"]
+    ends = [e["t_s"] for e in seg if e["event"] == "step_finished"]
+    per_gpu: dict[str, int] = {}
+    for e in seg:
+        if e["event"] == "step_finished":
+            where = f"{e.get('host')}/gpu{e.get('gpu')}"
+            per_gpu[where] = per_gpu.get(where, 0) + 1
+    return {
+        "gpus": gpus,
+        "segments": len(ends),
+        "segments_s": round(max(ends) - min(starts), 2) if ends else None,
+        "segment_mean_s": round(sum(e.get("seconds") or 0 for e in seg if e["event"] == "step_finished") / max(len(ends), 1), 2),
+        "wall_s": round(wall_s, 2),
+        "per_gpu": per_gpu,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--project", type=Path, help="project file (the explainer on a GPU host)")
+    ap.add_argument("--gpus", default="1,2", help="GPU counts to run, comma-separated (default 1,2)")
+    ap.add_argument("--chaining", help="override generator.chaining (anchor/bookend scale; chained modes do not)")
+    ap.add_argument("--tiny", action="store_true", help="small animatic project on the CPU: a smoke test, not a figure")
+    ap.add_argument("--json-out", type=Path, help="also write the figures here")
+    args = ap.parse_args()
+    counts = [int(n) for n in args.gpus.split(",") if n.strip()]
+    with tempfile.TemporaryDirectory(prefix="longtake-multigpu-") as tmp:
+        scratch = Path(tmp)
+        project = args.project
+        if args.tiny:
+            project = _tiny_project(scratch)
+        if project is None:
+            ap.error("give --project or --tiny")
+        rows = [run_once(project, n, args.chaining, scratch) for n in counts]
+    first = rows[0]
+    print(f"{'gpus':>4}  {'segments':>8}  {'segments_s':>10}  {'speed-up':>8}  {'wall_s':>8}  {'speed-up':>8}  per GPU")
+    for r in rows:
+        seg_x = first["segments_s"] / r["segments_s"] if r["segments_s"] else float("nan")
+        wall_x = first["wall_s"] / r["wall_s"]
+        r["segments_speedup"], r["wall_speedup"] = round(seg_x, 3), round(wall_x, 3)
+        print(f"{r['gpus']:>4}  {r['segments']:>8}  {r['segments_s']:>10}  {seg_x:>7.2f}x  {r['wall_s']:>8}  {wall_x:>7.2f}x  {r['per_gpu']}")
+    if args.json_out:
+        args.json_out.write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
+
+
+def _tiny_project(scratch: Path) -> Path:
+    """The bundled 3-minute explainer at 128×224 with the animatic generator."""
+    data = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    for key in ("voiceover", "portrait"):
+        data[key] = str((ROOT / "configs" / data[key]).resolve())
+    data["video"] = {"width": 128, "height": 224, "fps": 24}
+    data["segmenter"] = {"vad": "webrtc"}
+    data["export"] = {"preset": "master", "x264_preset": "ultrafast"}
+    path = scratch / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Run the segments of one or many projects on a Ray pool: one actor per GPU, the generator resident in it.
+
+``longtake run --gpus N`` starts a local Ray for the run; ``--ray ADDRESS``
+joins an existing cluster. The driver (this process) holds every project's
+work-folder lock, does the cheap CPU steps (ingest, VAD, plan, portrait), asks
+each project's graph which segments can run now (``RunGraph.ready_segments``:
+all of them in ``anchor``, whatever the graph says for modes whose segments
+read no other segment, one at a time per project in chained modes) and hands
+them to a ``ray.util.ActorPool``; Ray picks the idle actor. Stitching and the
+report run on the driver once a project's segments are done.
+
+The cache is the only channel for results: an actor writes a segment's entry
+into the project's work folder with the same temp-folder-then-rename as a
+local run, so that folder must be on storage every node sees at the same path
+(NFS, Lustre, CephFS, ...; see the README). What travels through Ray is small:
+the project (pydantic), a segment number, and a status dict back.
+
+Faults: actors are created with ``max_restarts`` and ``max_task_retries``, so
+Ray restarts an actor whose process or node died (on any node with a free GPU)
+and reruns the segment it held; if Ray gives up, the driver resubmits the
+segment to the pool (another actor) up to ``RESUBMITS`` times before it fails
+that project. A dead writer leaves only a temp folder, never a half entry;
+an entry is written once because a segment is in flight on one actor at a time,
+and a retry that finds the entry done returns at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from orchestrator.config import Project
+from orchestrator.errors import ConfigError, LongtakeError
+from orchestrator.events import Events
+from orchestrator.graph import RunGraph, RunSummary, segment_node
+
+log = logging.getLogger("longtake")
+
+RESUBMITS = 2
+ACTOR_MAX_RESTARTS = 4
+ACTOR_TASK_RETRIES = 2
+NAMESPACE = "longtake"
+
+
+def require_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--gpus/--ray need Ray: install the extra with `pip install 'longtake[ray]'`") from None
+    return ray
+
+
+class SegmentWorker:
+    """Body of the Ray actor (see ``_actor_class``): holds one generator and runs segments with it."""
+
+    def __init__(self) -> None:
+        self._generator = None
+        self._generator_key: str | None = None
+
+    def where(self) -> dict:
+        import ray
+
+        from orchestrator.hosts import host_name
+
+        gpus = [str(g) for g in ray.get_gpu_ids()]
+        return {"host": host_name(), "node_ip": ray.util.get_node_ip_address(), "gpu": ",".join(gpus) or None, "pid": os.getpid(),
+                "actor_id": ray.get_runtime_context().get_actor_id()}
+
+    def _generator_for(self, project: Project):
+        """The resident generator, loaded once; replaced only when a project asks for another model or options."""
+        from generators import get_generator_class
+        from orchestrator.cache import canonical_json
+
+        options = project.generator
+        if str(getattr(options, "device", "")).startswith("cuda:"):
+            # Ray gives each actor its GPU through CUDA_VISIBLE_DEVICES: it is always cuda:0 in here.
+            options = options.model_copy(update={"device": "cuda"})
+        key = canonical_json(options.model_dump(mode="json"))
+        if key != self._generator_key:
+            if self._generator is not None:
+                self._generator.close()
+            self._generator = get_generator_class(options.backend)(options, cache_dir=Path(project.workdir) / "models")
+            self._generator_key = key
+        self._generator.cache_dir = Path(project.workdir) / "models"  # prompt embeddings go with their project
+        return self._generator, options
+
+    def run_segment(self, project: Project, index: int, force: bool, vad: str | None, job_id: int) -> dict:
+        where = {**self.where(), "job_id": job_id}
+        t0 = time.monotonic()
+        try:
+            generator, options = self._generator_for(project)
+            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
+                             record=False)
+            graph.prepare_segment(index)
+            st = graph.resolve(segment_node(index), execute=True, force=force)
+            return {"ok": st.done, "reason": st.reason, "seconds": round(time.monotonic() - t0, 3), **where}
+        except LongtakeError as exc:
+            return {"ok": False, "error": str(exc), "exit_code": exc.exit_code, **where}
+        except Exception as exc:  # the driver reports it against its project; the actor stays up for others
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(), "exit_code": 1, **where}
+
+
+def _actor_class(ray):
+    return ray.remote(max_restarts=ACTOR_MAX_RESTARTS, max_task_retries=ACTOR_TASK_RETRIES)(SegmentWorker)
+
+
+@dataclass
+class ProjectRun:
+    """One project of a batch: its graph, lock, and how it ended."""
+
+    name: str
+    project: Project
+    graph: RunGraph
+    redo: set[int] = field(default_factory=set)
+    summary: RunSummary = field(default_factory=RunSummary)
+    error: str | None = None
+    exit_code: int = 0
+    in_flight: set[int] = field(default_factory=set)
+    finished: set[int] = field(default_factory=set)
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
+
+    def fail(self, message: str, exit_code: int = 1) -> None:
+        if self.error is None:
+            self.error, self.exit_code = message, exit_code or 1
+
+
+@dataclass
+class _Job:
+    run: ProjectRun
+    index: int
+    force: bool
+    id: int
+    attempts: int = 0
+
+
+class RayPool:
+    """The actors of one ``longtake run``; ``with RayPool(...) as pool: pool.run(projects)``."""
+
+    def __init__(self, *, gpus: int | None = None, address: str | None = None, events: Events, vad: str | None = None,
+                 actors: int | None = None, gpus_per_actor: float = 1.0):
+        self.ray = require_ray()
+        self.events = events
+        self.vad = vad
+        self._started_here = address is None
+        if address is None:
+            if not gpus or gpus < 1:
+                raise ConfigError(f"--gpus takes a number of GPUs of at least 1, got {gpus}")
+            # A fresh local Ray, whatever RAY_ADDRESS says: --gpus means "this machine's GPUs".
+            self.ray.init(address="local", num_gpus=gpus, include_dashboard=False, namespace=NAMESPACE, log_to_driver=False)
+        else:
+            self.ray.init(address=address, namespace=NAMESPACE, log_to_driver=False)
+        total = int(self.ray.cluster_resources().get("GPU", 0))
+        count = actors or gpus or total
+        if count < 1:
+            self.close()
+            raise ConfigError(f"the Ray cluster at {address} has no GPUs; start its nodes with GPUs or use --gpus N locally")
+        cls = _actor_class(self.ray)
+        self.actors = [cls.options(num_gpus=gpus_per_actor, num_cpus=0).remote() for _ in range(count)]
+        self.where = {a._actor_id.hex(): w for a, w in zip(self.actors, self.ray.get([a.where.remote() for a in self.actors]))}
+        events.emit("pool_started", actors=len(self.actors), workers=list(self.where.values()))
+
+    def __enter__(self) -> "RayPool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.ray.is_initialized():
+            self.ray.shutdown()
+
+    # ------------------------------------------------------------------------------------------
+    def run(self, runs: list[ProjectRun]) -> None:
+        """Feed every project's ready segments to one pool until each project is done or failed."""
+        from ray.util import ActorPool
+
+        pool = ActorPool(self.actors)
+        # ActorPool hands an actor its next job before it returns the last one's result, so
+        # results name their job, and an actor's dead job is the oldest it was given.
+        jobs: dict[int, _Job] = {}
+        by_actor: dict[str, list[int]] = {}
+        ids = iter(range(1 << 62))
+
+        def dispatch(actor, job: _Job):
+            aid = actor._actor_id.hex()
+            by_actor.setdefault(aid, []).append(job.id)
+            job.attempts += 1
+            w = self.where.get(aid, {})
+            self.events.status(f"{job.run.name}: segment {job.index} on gpu {w.get('gpu')} of {w.get('host')}")
+            self.events.emit("step_started", project=job.run.name, step=segment_node(job.index), host=w.get("host"),
+                             gpu=w.get("gpu"), attempt=job.attempts)
+            return actor.run_segment.remote(job.run.project, job.index, job.force, self.vad, job.id)
+
+        def submit(job: _Job) -> None:
+            jobs[job.id] = job
+            job.run.in_flight.add(job.index)
+            pool.submit(dispatch, job)
+
+        def feed() -> None:
+            for run in runs:
+                if run.failed:
+                    continue
+                ready, done = run.graph.ready_segments(run.in_flight | run.finished, run.redo)
+                for index in done:
+                    run.finished.add(index)
+                    run.summary.cached.append(segment_node(index))
+                    run.graph.events.segment_done(0.0, cached=True)
+                for index in ready:
+                    submit(_Job(run, index, index in run.redo, next(ids)))
+
+        feed()
+        while pool.has_next():
+            try:
+                result = pool.get_next_unordered()
+            except self.ray.exceptions.RayActorError as exc:
+                queue = by_actor.get(exc.actor_id or "", [])
+                if not queue:
+                    raise  # cannot tell whose segment died: stop the batch; every finished segment is kept
+                job = jobs.pop(queue.pop(0))
+                job.run.in_flight.discard(job.index)
+                if job.attempts <= RESUBMITS:
+                    log.warning("%s: the actor running segment %d died (%s); resubmitting it", job.run.name, job.index, exc)
+                    submit(job)
+                else:
+                    job.run.fail(f"segment {job.index} lost its actor {job.attempts} times: {exc}")
+                continue
+            job = jobs.pop(result["job_id"])
+            with contextlib.suppress(ValueError):
+                by_actor.get(result.get("actor_id") or "", []).remove(job.id)
+            self._finished(job, result)
+            feed()
+
+    def _finished(self, job: _Job, result: dict) -> None:
+        run = job.run
+        run.in_flight.discard(job.index)
+        node = segment_node(job.index)
+        if not result.get("ok"):
+            if result.get("traceback"):
+                log.info("%s", result["traceback"])
+            run.fail(f"segment {job.index} failed on {result.get('host')}: {result.get('error') or result.get('reason')}",
+                     result.get("exit_code", 1))
+            self.events.emit("step_failed", project=run.name, step=node, host=result.get("host"), gpu=result.get("gpu"),
+                             error=run.error)
+            return
+        run.finished.add(job.index)
+        run.redo.discard(job.index)
+        st = run.graph.record_finished(node)
+        if not st.done:  # pragma: no cover - the actor said it committed the entry
+            run.fail(f"segment {job.index} finished on {result.get('host')} but its cache entry is not visible here; "
+                     "is the work folder on storage every node sees?")
+            return
+        cached = result.get("reason") == "done"
+        (run.summary.cached if cached else run.summary.ran).append(node)
+        run.graph.events.segment_done(float(result.get("seconds", 0.0)), cached=cached)
+        self.events.emit("step_cached" if cached else "step_finished", project=run.name, step=node, key=(st.key or "")[:12],
+                         seconds=result.get("seconds"), host=result.get("host"), gpu=result.get("gpu"))
+
+
+def run_batch(runs: list[ProjectRun], *, pool: RayPool) -> None:
+    """Segments of every project through ``pool``, then each project's stitch and report here."""
+    pool.run(runs)
+    for run in runs:
+        if run.failed:
+            continue
+        missing = [s.index for s in run.graph.plan.segments if s.index not in run.finished]
+        if missing:  # pragma: no cover - the pool stops only when nothing is ready or in flight
+            run.fail(f"segments {missing} never became ready")
+            continue
+        try:
+            run.graph.finish(run.summary)
+        except LongtakeError as exc:
+            run.fail(str(exc), exc.exit_code)
+        except Exception as exc:  # noqa: BLE001 - one project's bug must not hide the others' results
+            run.fail(f"{type(exc).__name__}: {exc}")

@@ -1,0 +1,170 @@
+"""The Ray executor on a real local cluster (2 CPUs, 2 pretend GPUs), the animatic generator standing in for LTX:
+a batch of projects renders frame-identical to sequential runs, and an actor SIGKILLed mid-segment loses nothing."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from orchestrator.cache import StepCache, _owner_of
+from tests.orchestrator.conftest import REPO, events, longtake, write_project
+
+ray = pytest.importorskip("ray", reason="the Ray executor is the optional extra longtake[ray]")
+
+PROJECTS = {  # three projects unlike each other: chained, independent, and another seed
+    "tail": {"generator": {"backend": "animatic", "chaining": "tail"}},
+    "anchor": {"generator": {"backend": "animatic", "chaining": "anchor"}, "seed": 11},
+    "lastframe": {"generator": {"backend": "animatic", "chaining": "last-frame"}, "seed": 5},
+}
+
+
+def frame_digest(path: Path) -> str:
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-f", "md5", "-"], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """`ray start --head` with 2 CPUs and 2 GPU slots, stopped by killing the process group it made (never `ray stop`)."""
+    if shutil.which("ffmpeg") is None:
+        pytest.skip("ffmpeg is not installed")
+    port = _free_port()
+    ray_cli = Path(sys.executable).with_name("ray")
+    proc = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", f"--port={port}", "--num-cpus=2", "--num-gpus=2",
+         "--include-dashboard=false", "--disable-usage-stats"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    lines = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "Ray runtime started" in line:
+            break
+    else:
+        pass
+    if proc.poll() is not None or not any("Ray runtime started" in ln for ln in lines):
+        os.killpg(proc.pid, signal.SIGKILL)
+        pytest.fail("ray start failed:\n" + "".join(lines))
+    threading.Thread(target=proc.stdout.read, daemon=True).start()  # keep its pipe drained
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture(scope="module")
+def sequential(tmp_path_factory, speech_flac, portrait_png):
+    """Each project rendered alone by a plain `longtake run`: the reference frames."""
+    digests = {}
+    for name, overrides in PROJECTS.items():
+        folder = tmp_path_factory.mktemp(f"seq-{name}")
+        project = write_project(folder, speech_flac, portrait_png, **overrides)
+        longtake("run", str(project), check=True)
+        digests[name] = frame_digest(folder / "out" / "video.mp4")
+    return digests
+
+
+def _batch(root: Path, speech_flac: Path, portrait_png: Path, names) -> dict[str, Path]:
+    projects = {}
+    for name in names:
+        folder = root / name
+        path = write_project(folder, speech_flac, portrait_png, **PROJECTS[name])
+        projects[name] = path.rename(root / f"{name}.yaml")
+        # The project's relative paths (workdir, output) resolve against the file's folder: keep them per project.
+        text = projects[name].read_text().replace("output: out/video.mp4", f"output: {name}/out/video.mp4")
+        projects[name].write_text(text + f"workdir: {name}/work\n")
+    return projects
+
+
+def test_a_batch_on_the_pool_matches_sequential_runs_frame_for_frame(tmp_path, cluster, sequential, speech_flac, portrait_png):
+    projects = _batch(tmp_path, speech_flac, portrait_png, PROJECTS)
+    proc = longtake("run", str(tmp_path), "--ray", cluster, "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    evts = events(proc)
+    finished = [e for e in evts if e["event"] == "step_finished" and e.get("step", "").startswith("segment_")]
+    assert len(finished) == len({(e["project"], e["step"]) for e in finished})  # each segment reported once
+    assert finished and all(e["host"] and e["gpu"] in ("0", "1") and e["project"] for e in finished)
+    assert {e["gpu"] for e in finished} == {"0", "1"}  # both actors worked
+    assert {e["project"] for e in evts if e["event"] == "project_finished" and e["ok"]} == {str(p) for p in projects.values()}
+    for name in PROJECTS:
+        assert frame_digest(tmp_path / name / "out" / "video.mp4") == sequential[name], name
+        assert (tmp_path / name / "work" / "state.json").is_file()  # the driver remembered what the actors made
+    # The same batch again is all cached: nothing is sent to an actor.
+    again = longtake("run", *(str(p) for p in projects.values()), "--ray", cluster, "--json", timeout=600)
+    assert again.returncode == 0, again.stderr
+    assert not [e for e in events(again) if e["event"] == "step_started"]
+
+
+def test_one_failing_project_does_not_stop_the_others(tmp_path, cluster, sequential, speech_flac, portrait_png):
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor"])
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(projects["anchor"].read_text().replace("anchor/work", "broken/work") + "voiceover_typo: 1\n")
+    missing = tmp_path / "missing.yaml"
+    missing.write_text(projects["anchor"].read_text().replace("anchor/work", "missing/work").replace(str(speech_flac), str(tmp_path / "nope.flac")))
+    proc = longtake("run", str(projects["anchor"]), str(broken), str(missing), "--ray", cluster, timeout=600)
+    assert proc.returncode == 1
+    assert f"FAILED  {broken}" in proc.stderr and f"FAILED  {missing}" in proc.stderr and f"ok      {projects['anchor']}" in proc.stderr
+    assert "1 of 3 project(s) finished, 2 failed" in proc.stderr
+    assert frame_digest(tmp_path / "anchor" / "out" / "video.mp4") == sequential["anchor"]
+
+
+def test_an_actor_killed_mid_segment_loses_nothing_and_writes_each_entry_once(tmp_path, cluster, sequential, speech_flac, portrait_png):
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor"])
+    segment_dir = tmp_path / "anchor" / "work" / "cache" / "segment"
+    killed: list[int] = []
+    stop = threading.Event()
+
+    def kill_first_writer() -> None:
+        while not stop.is_set() and not killed:
+            for child in segment_dir.glob(".tmp-*") if segment_dir.is_dir() else []:
+                owner = _owner_of(child.name)
+                if owner is not None and owner.pid != os.getpid():
+                    os.kill(owner.pid, signal.SIGKILL)  # the actor's worker process, mid-segment
+                    killed.append(owner.pid)
+                    return
+            time.sleep(0.005)
+
+    watcher = threading.Thread(target=kill_first_writer, daemon=True)
+    watcher.start()
+    try:
+        proc = longtake("run", str(projects["anchor"]), "--ray", cluster, "--json", timeout=600)
+    finally:
+        stop.set()
+        watcher.join()
+    assert killed, "no segment was caught in progress"
+    assert proc.returncode == 0, proc.stderr
+    assert frame_digest(tmp_path / "anchor" / "out" / "video.mp4") == sequential["anchor"]
+    cache = StepCache(tmp_path / "anchor" / "work")
+    segments = [e for e in cache.entries() if e.step == "segment"]
+    evts = events(proc)
+    plan_segments = {e["step"] for e in evts if e["event"] == "step_finished" and e.get("step", "").startswith("segment_")}
+    assert len(segments) == len(plan_segments) > 1
+    assert all(cache.lookup("segment", e.key, verify=True) is not None for e in segments)
+    assert sorted(p.name for p in segment_dir.iterdir() if not p.name.startswith(".")) == sorted(e.key for e in segments)
+    cache.sweep_temp()  # the killed writer's temp folder: its pid is dead on this host
+    assert not list(segment_dir.glob(".*"))
