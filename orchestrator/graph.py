@@ -764,7 +764,18 @@ class RunGraph:
             for stale in preflight.report_paths(out):
                 stale.unlink(missing_ok=True)
             steps.export_to_output(entry.output("video.mp4"), out)
+        self._export_subtitles(out)
         return out
+
+    def _export_subtitles(self, video: Path) -> None:
+        """Sidecar subtitles beside the video, timed to it (video.srt, video.vtt): for a platform's own caption upload."""
+        from stitchers.captions import format_cues
+
+        track = self._caption_track()
+        if track is None:
+            return
+        for kind in ("srt", "vtt"):
+            atomic_write_text(video.with_suffix("." + kind), format_cues(track.cues, kind))
 
     def _export_report(self) -> dict:
         out = Path(self.project.output)

@@ -10,6 +10,7 @@ so finished entries made by older code are redone.
 from __future__ import annotations
 
 import hashlib
+import logging
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -24,6 +25,8 @@ from segmenters.plan import FrameGrid, Plan, Segment
 if TYPE_CHECKING:  # pragma: no cover
     from generators.base import Generator
     from orchestrator.cache import CacheEntry, EntryWriter
+
+log = logging.getLogger("longtake")
 
 CODE_VERSIONS = {
     "ingest": "ingest-1",
@@ -129,7 +132,15 @@ def run_captions(project: Project, ingest: "CacheEntry", out: "EntryWriter"):
         out.add_output(name)
     write_caption_files(alignment, out.dir, trim_start_sample=ingest.meta["trim_start_sample"])
     sr = alignment.sample_rate_hz
+    warnings = [f"captions: line {line.index} is not in the voiceover and gets no captions: “{line.text}”" for line in alignment.missing_lines]
+    warnings += [f"captions: speech at {a / sr:.1f}–{b / sr:.1f} s (video time) is not in the script" for a, b in alignment.unscripted]
+    low = [line.index for line in alignment.lines if line.found and line.confidence < 0.5]
+    if low:
+        warnings.append(f"captions: low alignment confidence on line(s) {', '.join(map(str, low))}; check them (`longtake captions` shows the table)")
+    for message in warnings:
+        log.warning(message)
     out.meta.update(
+        warnings=warnings,
         lines=len(alignment.lines),
         words=len(alignment.words),
         missing_lines=[line.index for line in alignment.missing_lines],

@@ -14,6 +14,8 @@ Dynamic programming then picks the cut sequence of least total cost:
 subject to ``owned_s ≥ min_segment_s`` and ``gen_frames / fps ≤ max_segment_s``
 where ``gen_frames`` = owned + context rounded up to the grid. The DP is exact
 over the candidates, so forced cuts appear only where no pause path exists.
+With a captions script, a pause holding a sentence end (from the alignment)
+earns ``W_SENTENCE`` more, so of two equal pauses the one between sentences wins.
 """
 
 from __future__ import annotations

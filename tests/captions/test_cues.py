@@ -71,3 +71,18 @@ def test_the_table_names_the_missing_line_the_unscripted_speech_and_confidence()
     assert "0:01.00" in table and "0.90" in table
     assert "not in the voiceover: line 1: “Gone away.”" in table
     assert "speech not in the script: 0:03.60–0:04.40" in table
+
+
+def test_without_libespeak_ng_the_error_says_what_to_install(monkeypatch) -> None:
+    import ctypes
+
+    import captions.espeak as espeak
+
+    def no_library(*args, **kwargs):
+        raise OSError("libespeak-ng.so.1: cannot open shared object file")
+
+    monkeypatch.setattr(espeak, "_LIB", None)
+    monkeypatch.setattr(ctypes, "CDLL", no_library)
+    with pytest.raises(espeak.EspeakMissing, match="apt-get install espeak-ng") as info:
+        espeak.synthesize("hello")
+    assert info.value.exit_code == 2 and "captions.file" in str(info.value)

@@ -69,6 +69,12 @@ def test_a_run_burns_word_captions_and_editing_the_script_reruns_only_captions_a
     mid = int((first["start_s"] + first["end_s"]) / 2 * fps)
     yellow = lambda rgb: ((rgb[..., 0] > 190) & (rgb[..., 1] > 150) & (rgb[..., 2] < 110)).sum()
     assert yellow(frames[mid]) > 10 and yellow(frames[0]) == 0
+    # Sidecar subtitles beside the video, on the video's time line (the workdir's captions.srt is voiceover time).
+    from stitchers.captions import parse_captions
+
+    sidecar = parse_captions((folder / "out" / "video.vtt").read_text())
+    assert abs(sidecar[0].start_ms - first["start_s"] * 1000) <= 1 and sidecar[0].text.startswith("Welcome")
+    assert parse_captions((folder / "out" / "video.srt").read_text()) == sidecar
 
     # Edit one word inside a sentence: captions and the export rerun; the plan and every segment stay.
     text = _script_text().replace("We are checking", "We are testing")
