@@ -252,7 +252,7 @@ class LTX2Generator(Generator):
         keys = (
             "dtype", "stage2", "stage1_steps", "guidance_scale", "stg_scale", "stg_blocks", "guidance_rescale",
             "modality_scale", "image_crf", "vae_tiling", "chaining", "identity_anchor_strength",
-            "model_variant", "stage2_lora_scale", "fp8_storage", "frozen_audio_modulation",
+            "model_variant", "stage2_lora_scale", "fp8_storage", "reference_release",
         )  # fmt: skip
         fp = {k: getattr(o, k, None) for k in keys}
         from generators.ltx2_official import resolved_variant
@@ -333,7 +333,7 @@ class LTX2Generator(Generator):
                 "stage 2 runs the dev model with distilled sigmas but no distilled LoRA; set generator.stage2_lora to "
                 "ltx-2.3-22b-distilled-lora-384.safetensors for LTX's intended quality"
             )
-        pipe.frozen_audio_modulation = getattr(o, "frozen_audio_modulation", pipe.frozen_audio_modulation)
+        pipe.reference_release = getattr(o, "reference_release", pipe.reference_release)
         L.place_pipeline(pipe, device=o.device, offload=o.offload, fp8_storage=getattr(o, "fp8_storage", False), dtype=o.dtype)
         self.speed = apply_speed_options(pipe, o, stage2_adapter=self._stage2_adapter)
         if self.speed.fused_lora is not None:

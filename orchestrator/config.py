@@ -129,9 +129,10 @@ class LTX2Options(_GeneratorBase):
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
     # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
     fp8_storage: bool = False
-    # How the frozen (clean) voiceover's latents are modulated, after which Lightricks release: 1.2.0 (sigma 0, each
-    # modality's own timesteps for the cross-attention scale/shift) or 1.0.0 (the step sigma); see ltx2_guidance.
-    frozen_audio_modulation: Literal["ltx-2-1.2.0", "ltx-2-1.0.0"] = "ltx-2-1.2.0"
+    # Which Lightricks release to follow where the reference changed: how the frozen (clean) voiceover is modulated
+    # (1.2.0: sigma 0, each modality's own timesteps for the cross-attention scale/shift; 1.0.0: the step sigma) and
+    # how a keyframe guide starts (1.2.0: one pixel frame wide, from noise; 1.0.0: eight frames wide, from the image).
+    reference_release: Literal["ltx-2-1.2.0", "ltx-2-1.0.0"] = "ltx-2-1.2.0"
     # Speed options (generators/ltx2_speed.py; the README says which are exact). Approximate ones are off by default.
     fp8_linears: Literal["off", "on", "emulated"] = "off"
     fp8_edge_blocks_bf16: int = Field(1, ge=0)
