@@ -99,6 +99,12 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
     from generators.ltx2_pipeline import LTX2VideoCondition
 
     conditions = []
+    if request.chaining == "bookend":
+        # The portrait at frame 0 and, as appended keyframe tokens at full strength, at the clip's last frame
+        # (the reference's keyframe-by-index semantics): the segment starts and ends on the portrait.
+        conditions.append(LTX2VideoCondition(frames=request.portrait, index=0, strength=1.0, crf=image_crf))
+        conditions.append(LTX2VideoCondition(frames=request.portrait, index=-1, strength=1.0, crf=image_crf))
+        return conditions  # the end keyframe already is the portrait at full strength: no identity anchor on top
     if request.context is None or request.chaining == "anchor":
         conditions.append(LTX2VideoCondition(frames=request.portrait, index=0, strength=1.0, crf=image_crf))
     elif request.chaining == "last-frame":
@@ -113,7 +119,7 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
             )
         conditions.append(LTX2VideoCondition(frames=request.context, index=0, strength=1.0, crf=image_crf))
     else:
-        raise GeneratorError(f"unknown chaining mode {request.chaining!r}; use tail, last-frame or anchor")
+        raise GeneratorError(f"unknown chaining mode {request.chaining!r}; use tail, last-frame, anchor or bookend")
     if request.identity_anchor_strength > 0:
         # Appended keyframe tokens at the clip's last latent frame: a soft pull back to the reference look.
         conditions.append(LTX2VideoCondition(frames=request.portrait, index=-1, strength=float(request.identity_anchor_strength), crf=image_crf))
