@@ -93,6 +93,7 @@ def test_cost_follows_fals_published_example_and_the_plan():
 # ------------------------------------------------------------------------------------ full runs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chaining", ["last-frame", "anchor", "bookend"])
 def test_full_run_on_the_fake(tmp_path, fake, speech_flac, portrait_png, chaining):
     fake.run_s = 0.6
@@ -127,6 +128,7 @@ def test_full_run_on_the_fake(tmp_path, fake, speech_flac, portrait_png, chainin
     assert_key_nowhere(tmp_path / chaining, proc.stdout, proc.stderr, plan.stdout, plan.stderr)
 
 
+@pytest.mark.slow
 def test_kill_9_in_flight_then_rerun_pays_once_per_segment(tmp_path, speech_flac, portrait_png):
     reference = FakeFal(tmp_path / "ref-fal", run_s=0.3)
     slow = FakeFal(tmp_path / "slow-fal", run_s=3.0)
