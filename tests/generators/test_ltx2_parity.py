@@ -546,14 +546,15 @@ class _Float32Torch:
         return getattr(torch, name)
 
 
-def test_two_stage_segment_decodes_to_the_references_frames(official, tmp_path, monkeypatch):
+@pytest.mark.parametrize("release", ["ltx-2-1.0.0", "ltx-2-1.2.0"])
+def test_two_stage_segment_decodes_to_the_references_frames(official, tmp_path, monkeypatch, release):
     """The whole A2V recipe: frames decoded from longtake's two-stage segment against ``A2VidPipelineTwoStage.__call__``.
 
     Same weights (the single files; longtake through its production loader, the distilled LoRA through PEFT), same
     text embeddings (Gemma-12B stubbed on the reference side, as allowed), same voiceover file, same portrait, same
     noise for every draw; the reference's bfloat16 and CUDA synchronise stubbed to float32 and a no-op; the tiny VAE's
-    latent channels and scale factors given to the reference where it hard-codes the 22B model's. longtake runs with
-    ``reference_release: ltx-2-1.0.0`` since 1.0.0 is the release that can run here.
+    latent channels and scale factors given to the reference where it hard-codes the 22B model's. 1.0.0 is the
+    installed reference; 1.2.0 is it with the frozen-audio modulation patched as that release computes it.
     """
     import soundfile as sf
     from types import SimpleNamespace
@@ -592,6 +593,8 @@ def test_two_stage_segment_decodes_to_the_references_frames(official, tmp_path, 
         return noises[shape].clone()
 
     # --- the reference
+    if release == "ltx-2-1.2.0":
+        _patch_ltx_core_to_1_2_0(monkeypatch)
     temporal, spatial = _ratios(official)
     scale = SpatioTemporalScaleFactors(time=temporal, width=spatial, height=spatial)
     monkeypatch.setattr(PT, "VIDEO_SCALE_FACTORS", scale)
@@ -626,7 +629,7 @@ def test_two_stage_segment_decodes_to_the_references_frames(official, tmp_path, 
     monkeypatch.setattr(C, "randn_tensor", lambda shape, generator=None, device=None, dtype=None: noise_for(shape).to(device=device, dtype=dtype))
     info = L.inspect_official(official.checkpoint, text_encoder=str(official.gemma), upsampler=str(official.upsampler), need_upsampler=True)
     ours = L.build_pipeline(info, dtype="float32", two_stage=True)
-    ours.reference_release = "ltx-2-1.0.0"
+    ours.reference_release = release
     adapter = L.load_stage2_lora(ours, str(official.lora), 1.0)
     wave, rate = sf.read(wav, dtype="float32")
     wave = wave[: round(num_frames / fps * rate)]
