@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml
 	$(PY) -c "import torchaudio" 2>/dev/null || $(PY) -m pip install --quiet --no-deps "torchaudio>=2.11,<3"
 	$(PY) -c "import torchaudio" 2>/dev/null || rm -f "$$($(PY) -c "import importlib.util, pathlib; print(pathlib.Path(importlib.util.find_spec('torchaudio').origin).parent / 'lib')")"/*.so
 	$(PY) -c "import torchaudio"
-	$(PY) -m pip install --quiet -e ".[test,parity,ray]"
+	$(PY) -m pip install --quiet -e ".[test,parity,ray,fal]"
 	touch $(STAMP)
 
 venv: $(STAMP)

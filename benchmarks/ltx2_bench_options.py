@@ -77,11 +77,11 @@ def measure_option(make_generator, make_request, *, width: int, height: int, fra
 
     t = time.perf_counter()
     gen = make_generator()
-    gen.load()
-    load_s = time.perf_counter() - t
     rng = np.random.RandomState(0)
     context = rng.randint(0, 256, (context_frames, height, width, 3)).astype(np.uint8)
     try:
+        gen.load()  # inside the try: an option refused at load still gives its memory back before the next one
+        load_s = time.perf_counter() - t
         rows = []
         for index in range(2):  # 0: warm-up (compilation, autotuning), 1: measured; same seed and request
             req = make_request(1, width=width, height=height, num_frames=frames, fps=Fraction(24), context=context,
@@ -98,12 +98,18 @@ def measure_option(make_generator, make_request, *, width: int, height: int, fra
     finally:
         gen.close()
         del gen
+        torch._dynamo.reset()  # compiled graphs of this option's blocks must not hold its weights or guard the next option
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
     return {"load_s": load_s, "warmup": rows[0], "measured": rows[1], "latents": latents, "frames": decoded, "notes": notes,
             "fp8_layers": fp8_layers, "peak_allocated_gib": peak}  # fmt: skip
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
 
 
 def compare(result: dict, baseline: dict) -> dict:

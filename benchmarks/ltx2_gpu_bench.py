@@ -588,12 +588,11 @@ def main(argv: list[str] | None = None) -> int:
     cuda = torch.cuda.is_available() and not args.tiny
     fps = Fraction(24)
     figures: dict = {"device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__, "stage1_steps_measured": args.stage1_steps}
-    try:
-        import diffusers
-
-        figures["diffusers"] = diffusers.__version__
-    except Exception:
-        pass
+    for package in ("diffusers", "torchao"):
+        try:
+            figures[package] = __import__(package).__version__
+        except Exception:
+            pass
     def save() -> None:
         """Write what is measured so far: a run stopped at its time limit keeps its finished sections."""
         if args.out:
@@ -785,6 +784,14 @@ def main(argv: list[str] | None = None) -> int:
             except GeneratorError as exc:
                 rows[name] = {"error": str(exc)}
                 log(f"  [options] {name}: not run: {exc}")
+                continue
+            except Exception as exc:  # a kernel or compiler failing on this GPU is a finding; the other options still run
+                import traceback
+
+                rows[name] = {"error": f"failed: {type(exc).__name__}: {OB.first_line(exc)}"}
+                log(f"  [options] {name}: FAILED\n" + "".join(traceback.format_exception(exc)[-12:]))
+                figures["options"] = {"size": f"{ow}x{oh}", "frames": oframes, "rows": rows}
+                save()
                 continue
             row = {k: v for k, v in result.items() if k not in ("latents", "frames")}
             if baseline and baseline in kept:

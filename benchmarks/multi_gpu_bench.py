@@ -40,6 +40,8 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path) -> d
     base = project.resolve().parent
     for key in ("voiceover", "portrait"):
         data[key] = str((base / data[key]).resolve())
+    if (data.get("captions") or {}).get("script"):
+        data["captions"]["script"] = str((base / data["captions"]["script"]).resolve())
     if chaining:
         data.setdefault("generator", {})["chaining"] = chaining
     folder = scratch / f"gpus{gpus}"
@@ -53,9 +55,10 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path) -> d
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--gpus", str(gpus), "--json"],
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     wall_s = time.monotonic() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"--gpus {gpus} failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0:
+        errors = [e.get("error") or e.get("message") for e in events if e["event"] in ("project_finished", "step_failed", "log")]
+        raise SystemExit(f"--gpus {gpus} failed ({proc.returncode}): {errors}\n{proc.stderr[-2000:]}")
     seg = [e for e in events if str(e.get("step", "")).startswith("segment_")]
     starts = [e["t_s"] for e in seg if e["event"] == "step_started"]
     ends = [e["t_s"] for e in seg if e["event"] == "step_finished"]
@@ -110,6 +113,7 @@ def _tiny_project(scratch: Path) -> Path:
     data["video"] = {"width": 128, "height": 224, "fps": 24}
     data["segmenter"] = {"vad": "webrtc"}
     data["export"] = {"preset": "master", "x264_preset": "ultrafast"}
+    data.pop("captions", None)
     path = scratch / "tiny.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path

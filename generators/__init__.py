@@ -24,7 +24,7 @@ def _import_backends() -> None:
     # Backend modules are light at import time (heavy imports live in load()).
     import importlib
 
-    for module in ("generators.ltx2", "generators.animatic"):
+    for module in ("generators.ltx2", "generators.animatic", "generators.fal"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -17,7 +17,9 @@ a low-order fit gives position and velocity at the join, and the new motion is
 this segment's own seeded path plus a correction that starts at exactly that
 state and fades out over ``BLEND_S`` (continuous in position and velocity).
 ``last-frame`` does the same from one frame (at rest), ``anchor`` starts at rest
-from the portrait itself.
+from the portrait itself. ``bookend`` starts there too and eases back onto the
+portrait over the clip's last ``BLEND_S`` (camera at rest, mouth closed), so
+its last frame is the portrait again, as a keyframe at the last frame makes LTX do.
 
 Speed: each frame is one ``cv2.warpAffine`` of the portrait, after pasting one
 of a few precomputed mouth patches into it; encoding runs in a second thread.
@@ -456,7 +458,7 @@ class AnimaticGenerator(Generator):
         n, w, h = request.num_frames, request.width, request.height
         portrait = np.ascontiguousarray(request.portrait)
         context = None if request.context is None or len(request.context) == 0 else np.asarray(request.context)
-        if request.chaining == "anchor":
+        if request.chaining in ("anchor", "bookend"):
             context = None
         elif request.chaining == "last-frame" and context is not None:
             context = context[-1:]
@@ -465,6 +467,9 @@ class AnimaticGenerator(Generator):
         # 2. the portrait's mouth (found once per portrait) and the mouth opening per frame
         geom, patches = self._mouth_for(portrait)
         opening = mouth_opening(frame_envelope(request.audio, request.sample_rate_hz, request.fps, n), self.mouth_gain)
+        end_weight = _bookend_weights(n, request.fps) if request.chaining == "bookend" else np.zeros(n)
+        # The mouth closes only over the last few frames: the cut sits in a pause, where it is closed anyway.
+        opening = opening * (1.0 - np.clip(end_weight * 4.0 - 3.0, 0.0, 1.0))
         levels = np.rint(opening * (len(patches) - 1)).astype(np.int64)
 
         # 3. where the camera starts: read back from the context, or at rest on the portrait
@@ -505,7 +510,10 @@ class AnimaticGenerator(Generator):
                     frame = np.ascontiguousarray(context[i])  # type: ignore[index]
                 else:
                     canvas[y0:y1, x0:x1] = patches[levels[i]]
-                    frame = cv2.warpAffine(canvas, path.matrix(i), (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
+                    matrix = path.matrix(i)
+                    if end_weight[i] > 0.0:
+                        matrix = matrix * (1.0 - end_weight[i]) + _IDENTITY * end_weight[i]
+                    frame = cv2.warpAffine(canvas, matrix, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT_101)
                     if colour is not None:
                         weight = path.correction_weight(i)
                         if weight > 0.0:
@@ -589,6 +597,16 @@ class AnimaticGenerator(Generator):
         lx0, ly0, lx1, ly1 = label.box
         mask[:ly1 + 2, :lx1 + 2] = 0
         return mask
+
+
+_IDENTITY = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+
+
+def _bookend_weights(num_frames: int, fps: Fraction) -> np.ndarray:
+    """Per frame, how far the camera has eased back onto the portrait: 0 … 1 at the last frame (bookend chaining)."""
+    span = max(1.0, min(BLEND_S * float(fps), (num_frames - 1) / 2.0))
+    t = np.arange(num_frames, dtype=np.float64) - (num_frames - 1 - span)
+    return _smoothstep(t / span)
 
 
 def _colour_offset(frame: np.ndarray, portrait: np.ndarray, matrix: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:

@@ -40,12 +40,13 @@ class GenerateRequest:
     negative_prompt: str
     seed: int
     portrait: np.ndarray = field(repr=False)  # uint8 [height, width, 3], already framed to the output aspect
-    chaining: str  # "tail" | "last-frame" | "anchor"
+    chaining: str  # "tail" | "last-frame" | "anchor" | "bookend"
     context: np.ndarray | None = field(default=None, repr=False)  # uint8 [C, H, W, 3]: frames 0…C-1 to continue from (colour-held)
     identity_anchor_strength: float = 0.0
     tail_start: int = 0  # local index of the first frame the next segment continues from
     tail_frames: int = 0  # how many frames to keep losslessly for the next segment (0: none)
     out_dir: Path = Path(".")  # write here; the caller moves the folder into the cache when complete
+    job_key: str = ""  # the segment's cache key: a hosted backend files its request under it to re-attach after a crash
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,17 @@ class Generator(ABC):
 
     def preflight(self, width: int, height: int, num_frames: int) -> None:
         """Refuse settings that cannot run (memory, grid) before the first segment starts; called after load()."""
+
+    def prefetch(self, requests: list[GenerateRequest]) -> None:
+        """Segments that do not depend on each other, in the order ``generate`` will be asked for them.
+
+        A hosted backend may start them early (several in flight at once); local ones ignore this.
+        """
+
+    @classmethod
+    def estimate_cost(cls, options: Any, plan: Any, indices: list[int] | None = None) -> Any:
+        """The money these segments cost (an object with ``total_usd`` and ``describe()``), or None when free to run."""
+        return None
 
     def encode_prompts(self, prompts: list[str]) -> None:
         """Encode each distinct prompt once (backends without a text encoder do nothing)."""

@@ -99,6 +99,12 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
     from generators.ltx2_pipeline import LTX2VideoCondition
 
     conditions = []
+    if request.chaining == "bookend":
+        # The portrait at frame 0 and, as appended keyframe tokens at full strength, at the clip's last frame
+        # (the reference's keyframe-by-index semantics): the segment starts and ends on the portrait.
+        conditions.append(LTX2VideoCondition(frames=request.portrait, index=0, strength=1.0, crf=image_crf))
+        conditions.append(LTX2VideoCondition(frames=request.portrait, index=-1, strength=1.0, crf=image_crf))
+        return conditions  # the end keyframe already is the portrait at full strength: no identity anchor on top
     if request.context is None or request.chaining == "anchor":
         conditions.append(LTX2VideoCondition(frames=request.portrait, index=0, strength=1.0, crf=image_crf))
     elif request.chaining == "last-frame":
@@ -113,7 +119,7 @@ def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int)
             )
         conditions.append(LTX2VideoCondition(frames=request.context, index=0, strength=1.0, crf=image_crf))
     else:
-        raise GeneratorError(f"unknown chaining mode {request.chaining!r}; use tail, last-frame or anchor")
+        raise GeneratorError(f"unknown chaining mode {request.chaining!r}; use tail, last-frame, anchor or bookend")
     if request.identity_anchor_strength > 0:
         # Appended keyframe tokens at the clip's last latent frame: a soft pull back to the reference look.
         conditions.append(LTX2VideoCondition(frames=request.portrait, index=-1, strength=float(request.identity_anchor_strength), crf=image_crf))
@@ -246,7 +252,7 @@ class LTX2Generator(Generator):
         keys = (
             "dtype", "stage2", "stage1_steps", "guidance_scale", "stg_scale", "stg_blocks", "guidance_rescale",
             "modality_scale", "image_crf", "vae_tiling", "chaining", "identity_anchor_strength",
-            "model_variant", "stage2_lora_scale", "fp8_storage", "frozen_audio_modulation",
+            "model_variant", "stage2_lora_scale", "fp8_storage", "reference_release",
         )  # fmt: skip
         fp = {k: getattr(o, k, None) for k in keys}
         from generators.ltx2_official import resolved_variant
@@ -327,7 +333,7 @@ class LTX2Generator(Generator):
                 "stage 2 runs the dev model with distilled sigmas but no distilled LoRA; set generator.stage2_lora to "
                 "ltx-2.3-22b-distilled-lora-384.safetensors for LTX's intended quality"
             )
-        pipe.frozen_audio_modulation = getattr(o, "frozen_audio_modulation", pipe.frozen_audio_modulation)
+        pipe.reference_release = getattr(o, "reference_release", pipe.reference_release)
         L.place_pipeline(pipe, device=o.device, offload=o.offload, fp8_storage=getattr(o, "fp8_storage", False), dtype=o.dtype)
         self.speed = apply_speed_options(pipe, o, stage2_adapter=self._stage2_adapter)
         if self.speed.fused_lora is not None:

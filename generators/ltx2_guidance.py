@@ -8,7 +8,7 @@ point is checked against ltx-core/ltx-pipelines by ``tests/generators/test_ltx2_
   voiceover. The transformer still runs its audio stream (the video branch
   attends to its hidden states); its audio prediction is discarded.
 - How the frozen audio is *modulated* changed between Lightricks' releases
-  (``FROZEN_AUDIO_MODULATIONS``): 1.0.0 feeds the step sigma to the audio prompt
+  (``REFERENCE_RELEASES``): 1.0.0 feeds the step sigma to the audio prompt
   modulation and to both cross-modal modulations; 1.2.0 treats frozen audio as
   clean (sigma 0) and scales/shifts each modality's cross-attention by its own
   per-token timesteps, gating it by the other modality's sigma. Default: 1.2.0.
@@ -38,9 +38,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from generators.ltx2_text import PromptEmbeddings
 
 
-# How the frozen (clean) audio stream is modulated, by the Lightricks release whose maths it follows.
-FROZEN_AUDIO_MODULATIONS = ("ltx-2-1.2.0", "ltx-2-1.0.0")
-DEFAULT_FROZEN_AUDIO_MODULATION = "ltx-2-1.2.0"
+# The Lightricks releases whose maths can be followed where it changed (here: how the frozen audio is modulated).
+REFERENCE_RELEASES = ("ltx-2-1.2.0", "ltx-2-1.0.0")
+DEFAULT_REFERENCE_RELEASE = "ltx-2-1.2.0"
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ class DenoiseInputs:
     fps: float
     num_train_timesteps: int = 1000
     use_cross_timestep: bool = True
-    frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION
+    reference_release: str = DEFAULT_REFERENCE_RELEASE
 
 
 @contextmanager
@@ -146,7 +146,7 @@ def transformer_pass(
     fps: float,
     stg_blocks: tuple[int, ...] = (),
     use_cross_timestep: bool = True,
-    frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION,
+    reference_release: str = DEFAULT_REFERENCE_RELEASE,
 ) -> "torch.Tensor":
     """One guidance pass (``pred_cond``, ``pred_uncond``, ``pred_cond_stg`` or ``pred_cond_modality``) → video velocity.
 
@@ -157,8 +157,8 @@ def transformer_pass(
 
     import torch
 
-    if frozen_audio_modulation not in FROZEN_AUDIO_MODULATIONS:
-        raise ValueError(f"frozen_audio_modulation must be one of {FROZEN_AUDIO_MODULATIONS}, got {frozen_audio_modulation!r}")
+    if reference_release not in REFERENCE_RELEASES:
+        raise ValueError(f"reference_release must be one of {REFERENCE_RELEASES}, got {reference_release!r}")
     batch = latents.shape[0]
     audio_zero = torch.zeros(batch, device=latents.device, dtype=torch.float32)
     if name == "pred_uncond":
@@ -168,7 +168,7 @@ def transformer_pass(
         video_context, video_mask = negative.video, negative.mask
     else:
         video_context, video_mask = positive.video, positive.mask
-    step_1_0 = frozen_audio_modulation == "ltx-2-1.0.0"
+    step_1_0 = reference_release == "ltx-2-1.0.0"
     with contextlib.ExitStack() as stack:
         if name == "pred_cond_stg":
             stack.enter_context(_audio_self_attention_unperturbed(transformer, stg_blocks))
@@ -248,7 +248,7 @@ def denoise_video_frozen_audio(
                 fps=inputs.fps,
                 stg_blocks=tuple(guidance.stg_blocks),
                 use_cross_timestep=inputs.use_cross_timestep,
-                frozen_audio_modulation=inputs.frozen_audio_modulation,
+                reference_release=inputs.reference_release,
             )
             x0[name] = latents - velocity.float() * token_sigma
 

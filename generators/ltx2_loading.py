@@ -63,8 +63,10 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
 # hidden size at 16-bit compute. With per-token timesteps (conditioned tokens sit at their own noise level) every
 # token carries its own AdaLN modulation, which doubles what a scalar-timestep forward needs (36 B, LTX.md).
 # Measured on an H100 (benchmarks/results/ltx2_gpu_h100.txt), LTX-2.3 transformer, 4096 wide: peak minus resident
-# weights 15.4 GiB at 53,680 tokens and 35.6 GiB at 124,440 tokens — 74–75 bytes·token⁻¹·dim⁻¹.
-ACTIVATION_BYTES_PER_TOKEN_DIM = 75
+# weights 15.4 GiB at 53,680 tokens and 35.6 GiB at 124,440 tokens — 74–75 bytes·token⁻¹·dim⁻¹. The default
+# reference_release 1.2.0 also embeds the A/V cross-attention scale/shift per token: +3.3 GiB at 53,680 tokens on
+# an H200 (benchmarks/results/ltx2_parity_step_h200.txt), i.e. ~90 bytes·token⁻¹·dim⁻¹ in all.
+ACTIVATION_BYTES_PER_TOKEN_DIM = 91
 # CUDA context, allocator fragmentation, cuBLAS workspaces.
 RUNTIME_OVERHEAD_BYTES = int(1.5 * GiB)
 # Tiled VAE decode working set beyond its output (LTX-2.3 decoder, 512 px / 16-frame tiles); an upper estimate.

@@ -36,7 +36,7 @@ from diffusers.pipelines.ltx2.pipeline_ltx2_condition import LTX2ConditionPipeli
 from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTILLED_SIGMA_VALUES
 
 from generators.ltx2_audio import audio_latent_frames, encode_audio_latents
-from generators.ltx2_guidance import DEFAULT_FROZEN_AUDIO_MODULATION, DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
+from generators.ltx2_guidance import DEFAULT_REFERENCE_RELEASE, DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
 from generators.ltx2_text import PromptEmbeddings
 
 __all__ = [
@@ -175,7 +175,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         self.register_modules(latent_upsampler=latent_upsampler)
         self.compute_dtype: torch.dtype = getattr(transformer, "dtype", torch.float32)
         self.device_override: torch.device | None = None
-        self.frozen_audio_modulation: str = DEFAULT_FROZEN_AUDIO_MODULATION
+        self.reference_release: str = DEFAULT_REFERENCE_RELEASE
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -232,6 +232,28 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             raise ValueError(f"`audio_latents` must be packed [1, {expected}, C·M] for {num_frames} frames, got {list(audio_latents.shape)}.")
 
     # ------------------------------------------------------------------------------------ the stages
+    def prepare_latents(self, *args, **kwargs):
+        """diffusers' condition handling, with keyframe guides as ltx-core's ``VideoConditionByKeyframeIndex`` of the
+        chosen release: 1.2.0 starts their tokens from noise alone (the image is only the clean target) and gives a
+        one-image keyframe one pixel frame of time, as diffusers does; 1.0.0 starts them from the image, noised like
+        any token, and spans the VAE's whole temporal stride."""
+        latents, mask, clean, keyframe_coords = super().prepare_latents(*args, **kwargs)
+        if keyframe_coords is None:
+            return latents, mask, clean, keyframe_coords
+        first = latents.shape[1] - keyframe_coords.shape[2]
+        if self.reference_release == "ltx-2-1.0.0":
+            keyframe_coords = keyframe_coords.clone()
+            fps = float(kwargs.get("frame_rate", 24.0))
+            start, end = keyframe_coords[:, 0, :, 0], keyframe_coords[:, 0, :, 1]
+            one_frame = (end - start - 1.0 / fps).abs() < 1e-6
+            keyframe_coords[:, 0, :, 1] = torch.where(one_frame, start + self.vae_temporal_compression_ratio / fps, end)
+        else:
+            # Both start from the same noise draw: take the image's share back out of the keyframe tokens.
+            noise_scale = float(kwargs.get("noise_scale", 1.0))
+            kept = 1.0 - (1.0 - mask[:, first:]) * noise_scale
+            latents = torch.cat([latents[:, :first], latents[:, first:] - clean[:, first:] * kept], dim=1)
+        return latents, mask, clean, keyframe_coords
+
     def run_stage(
         self,
         *,
@@ -297,7 +319,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             fps=frame_rate,
             num_train_timesteps=int(self.scheduler.config.get("num_train_timesteps", 1000)),
             use_cross_timestep=self.use_cross_timestep,
-            frozen_audio_modulation=self.frozen_audio_modulation,
+            reference_release=self.reference_release,
         )
         with clock(stage_name):
             final = denoise_video_frozen_audio(self.transformer, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)
@@ -499,5 +521,5 @@ def rgb_to_ycbcr_planes(frames: torch.Tensor) -> torch.Tensor:
 
 
 def _to_uint8_frames(video: torch.Tensor) -> torch.Tensor:
-    """``[3, f, H, W]`` in [-1, 1] → uint8 ``[f, H, W, 3]`` (rounding as diffusers' video post-processing)."""
-    return ((video.float().clamp(-1.0, 1.0) + 1.0) * 127.5).round().to(torch.uint8).permute(1, 2, 3, 0).contiguous()
+    """``[3, f, H, W]`` in [-1, 1] → uint8 ``[f, H, W, 3]``, truncated as ltx-core's ``decode_video`` does (not rounded)."""
+    return (((video.float() + 1.0) / 2.0).clamp(0.0, 1.0) * 255.0).to(torch.uint8).permute(1, 2, 3, 0).contiguous()

@@ -121,6 +121,10 @@ def plan(ctx: click.Context, project_file: Path, json_out: bool, vad: str | None
     cost = graph.cost_model()
     if cost is not None:
         click.echo(cost.plan_cost(the_plan).describe())
+    dollars = graph.gen_cls.estimate_cost(project.generator, the_plan)
+    if dollars is not None:
+        limit = getattr(project.generator, "max_cost_usd", None)
+        click.echo(dollars.describe() + (f" (generator.max_cost_usd: ${limit:.2f})" if limit is not None else ""))
     click.echo(f"\nplan: {Path(project.workdir) / 'plan.json'}\nplot: {Path(project.workdir) / 'plan.png'}")
 
 
@@ -185,9 +189,10 @@ def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
 @click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad.")
 @click.option("--gpus", type=click.IntRange(min=1), help="Start a local Ray for this run with N GPUs, one generator per GPU (needs longtake[ray]).")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help="Run segments on an existing Ray cluster (e.g. ray://head:10001 or auto).")
+@click.option("--yes", is_flag=True, help="Accept a hosted backend's estimated cost above generator.max_cost_usd.")
 @click.pass_context
 def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool,
-        vad: str | None, gpus: int | None, ray_address: str | None) -> None:
+        vad: str | None, gpus: int | None, ray_address: str | None, yes: bool) -> None:
     """Render projects end to end; resumes where a previous run stopped.
 
     Give several project files, or a folder of them, to render a batch: each
@@ -200,7 +205,7 @@ def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, onl
         raise ConfigError("give --gpus (a local Ray started for this run) or --ray ADDRESS (an existing cluster), not both")
     paths = expand_project_paths(list(project_files))
     if len(paths) == 1 and not (gpus or ray_address):
-        _run_one(ctx, paths[0], json_out, only_segments, redo, dry_run, vad)
+        _run_one(ctx, paths[0], json_out, only_segments, redo, dry_run, vad, yes)
         return
     if only_segments is not None or dry_run:
         raise ConfigError("--only-segments and --dry-run take one project and no --gpus/--ray")
@@ -222,7 +227,7 @@ def _run_many(ctx, paths, json_out, redo_set, vad, gpus, ray_address) -> None:
     ctx.exit(exit_code(runs))
 
 
-def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad) -> None:
+def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad, yes=False) -> None:
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
@@ -247,7 +252,7 @@ def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad) -> 
     try:
         with WorkdirLock(project.workdir, command="run"):
             register_project(project.workdir, project.project_file)
-            summary = graph.run(redo=redo_set, only_segments=only)
+            summary = graph.run(redo=redo_set, only_segments=only, max_cost_usd=None if yes else getattr(project.generator, "max_cost_usd", None))
     finally:
         graph.close()
         events.clear()
@@ -342,7 +347,7 @@ def clean(ctx: click.Context, project_file: Path, dry_run: bool, yes: bool) -> N
 @click.argument("voiceover", type=click.Path(path_type=Path))
 @click.argument("portrait", type=click.Path(path_type=Path))
 @click.option("-o", "--output", "project_file", type=click.Path(path_type=Path), help="Project file to write (default: project.yaml beside the voiceover).")
-@click.option("--backend", type=click.Choice(["ltx2", "animatic"]), default="ltx2", show_default=True)
+@click.option("--backend", type=click.Choice(["ltx2", "animatic", "fal"]), default="ltx2", show_default=True)
 @click.option("--force", is_flag=True, help="Overwrite an existing project file.")
 def init(voiceover: Path, portrait: Path, project_file: Path | None, backend: str, force: bool) -> None:
     """Write a starter project file for a voiceover and a portrait."""

@@ -92,7 +92,7 @@ class SegmenterConfig(_Strict):
         return self
 
 
-ChainingMode = Literal["tail", "last-frame", "anchor"]
+ChainingMode = Literal["tail", "last-frame", "anchor", "bookend"]
 
 
 class _GeneratorBase(_Strict):
@@ -129,9 +129,10 @@ class LTX2Options(_GeneratorBase):
     stage2_lora_scale: float = Field(1.0, ge=0.0, le=2.0)
     # Store the transformer's weights as float8_e4m3fn and upcast each layer to `dtype` for its forward.
     fp8_storage: bool = False
-    # How the frozen (clean) voiceover's latents are modulated, after which Lightricks release: 1.2.0 (sigma 0, each
-    # modality's own timesteps for the cross-attention scale/shift) or 1.0.0 (the step sigma); see ltx2_guidance.
-    frozen_audio_modulation: Literal["ltx-2-1.2.0", "ltx-2-1.0.0"] = "ltx-2-1.2.0"
+    # Which Lightricks release to follow where the reference changed: how the frozen (clean) voiceover is modulated
+    # (1.2.0: sigma 0, each modality's own timesteps for the cross-attention scale/shift; 1.0.0: the step sigma) and
+    # how a keyframe guide starts (1.2.0: one pixel frame wide, from noise; 1.0.0: eight frames wide, from the image).
+    reference_release: Literal["ltx-2-1.2.0", "ltx-2-1.0.0"] = "ltx-2-1.2.0"
     # Speed options (generators/ltx2_speed.py; the README says which are exact). Approximate ones are off by default.
     fp8_linears: Literal["off", "on", "emulated"] = "off"
     fp8_edge_blocks_bf16: int = Field(1, ge=0)
@@ -155,7 +156,38 @@ class AnimaticOptions(_GeneratorBase):
     mouth_gain: float = Field(1.0, ge=0.0, le=5.0)
 
 
-GeneratorConfig = Annotated[Union[LTX2Options, AnimaticOptions], Field(discriminator="backend")]
+FalEndpoint = Literal[
+    "fal-ai/ltx-2.3-22b/distilled/audio-to-video",
+    "fal-ai/ltx-2.3-22b/audio-to-video",
+    "fal-ai/ltx-2.3-quality/audio-to-video",
+]
+
+
+class FalOptions(_GeneratorBase):
+    """LTX-2.3 audio-to-video hosted on fal.ai (generators/fal.py); the key comes from FAL_KEY, never from this file."""
+
+    backend: Literal["fal"]
+    chaining: ChainingMode = "bookend"
+    endpoint: FalEndpoint = "fal-ai/ltx-2.3-22b/distilled/audio-to-video"
+    max_cost_usd: float = Field(10.0, ge=0.0, description="`longtake run` refuses to start when the estimate for the segments still to generate is above this (unless --yes)")
+    max_in_flight: int = Field(4, ge=1, le=64, description="requests queued on fal at once when segments are independent (anchor, bookend)")
+    image_strength: float = Field(1.0, ge=0.0, le=1.0)
+    end_image_strength: float = Field(1.0, ge=0.0, le=1.0)
+    audio_strength: float = Field(1.0, ge=0.0, le=1.0)
+    poll_interval_s: float = Field(2.0, gt=0.0, le=60.0)
+
+    @field_validator("chaining")
+    @classmethod
+    def _hosted_chaining(cls, value: str) -> str:
+        if value == "tail":
+            raise ValueError(
+                "tail chaining needs the previous segment's frames as a latent prefix, which fal's endpoints cannot take; "
+                "use bookend (parallel, starts and ends on the portrait), anchor (parallel) or last-frame (sequential)"
+            )
+        return value
+
+
+GeneratorConfig = Annotated[Union[LTX2Options, AnimaticOptions, FalOptions], Field(discriminator="backend")]
 
 
 class StitcherConfig(_Strict):
@@ -386,7 +418,7 @@ def _resolve_paths(project: Project, path: Path) -> Project:
 def _describe_errors(exc: ValidationError, root: yaml.Node | None, path: Path, data: Any) -> list[str]:
     problems = []
     for err in exc.errors():
-        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("ltx2", "animatic"))]
+        loc = [p for p in err["loc"] if not (isinstance(p, str) and p in ("ltx2", "animatic", "fal"))]
         key = ".".join(str(p) for p in loc) or "(top level)"
         line = _line_of(root, loc)
         where = f"{path.name}:{line}" if line else path.name
@@ -410,7 +442,7 @@ def _explain(err: dict, loc: list, data: Any) -> str:
         expected = err.get("ctx", {}).get("expected") or err.get("ctx", {}).get("expected_tags")
         return f"must be one of {expected} (got {err.get('input')!r})"
     if kind == "union_tag_not_found":
-        return "needs `backend:` (ltx2 or animatic)"
+        return "needs `backend:` (ltx2, animatic or fal)"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
@@ -426,7 +458,7 @@ def _model_at(loc: list, data: Any) -> type[BaseModel] | None:
         if model is Project and part == "generator":
             gen = data.get("generator") if isinstance(data, dict) else None
             backend = gen.get("backend", "ltx2") if isinstance(gen, dict) else "ltx2"
-            found = {"ltx2": LTX2Options, "animatic": AnimaticOptions}.get(backend)
+            found = {"ltx2": LTX2Options, "animatic": AnimaticOptions, "fal": FalOptions}.get(backend)
             if found is None:
                 return None
             model = found

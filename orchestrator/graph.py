@@ -30,7 +30,7 @@ from orchestrator.cache import CacheEntry, EntryWriter, StepCache, canonical_jso
 from orchestrator.config import Project
 from orchestrator.errors import ConfigError, MediaError, not_a_file
 from orchestrator.events import Events
-from segmenters.plan import Plan
+from segmenters.plan import INDEPENDENT_MODES, Plan
 
 log = logging.getLogger("longtake")
 
@@ -136,6 +136,9 @@ class RunGraph:
         self._audio_hash: dict[int, str] = {}
         self._prompts_encoded = False
         self._reference_stats = None  # colour-hold reference, measured on first use
+        self._executing_key = ""
+        self._prefetched = False
+        self._only_segments: set[int] | None = None
 
     # -- generator ------------------------------------------------------------------------
     @property
@@ -251,7 +254,7 @@ class RunGraph:
         p = self.project
         plan = self._require_plan()
         seg = plan.segments[index]
-        chained = plan.chaining != "anchor" and index > 0
+        chained = plan.chaining not in INDEPENDENT_MODES and index > 0
         prev = segment_node(index - 1)
         tail_start, tail_frames = steps.tail_range(plan, seg)
 
@@ -302,7 +305,7 @@ class RunGraph:
         self._ensure_generator()
         portrait = steps.load_portrait(self._need("portrait"))
         context = None
-        if plan.chaining != "anchor" and index > 0:
+        if plan.chaining not in INDEPENDENT_MODES and index > 0:
             context = np.load(self._need(segment_node(index - 1)).output("tail.npy"))
             context = self._color_hold_context(context, portrait)
         audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
@@ -311,11 +314,44 @@ class RunGraph:
             self.events.progress(f"segment {index}: {stage}", done, total)
             self.events.emit("progress", step=segment_node(index), stage=stage, done=done, total=total)
 
+        if plan.chaining in INDEPENDENT_MODES and not self._prefetched:
+            self._prefetched = True
+            self.generator.prefetch(self._pending_requests(portrait))
         steps.run_segment(
             generator=self.generator, plan=plan, seg=seg, prompt=p.prompt_for(index), negative_prompt=p.negative_prompt,
             seed=steps.segment_seed(p.seed, index), portrait=portrait, audio=audio, context=context,
             identity_anchor_strength=p.generator.identity_anchor_strength, out=w, progress=progress,
+            job_key=self._executing_key,
         )
+
+    def _pending_requests(self, portrait: np.ndarray) -> list:
+        """Requests of the independent segments this run will still generate, in order (for ``Generator.prefetch``)."""
+        p = self.project
+        plan = self._require_plan()
+        requests = []
+        for seg in plan.segments:
+            node = segment_node(seg.index)
+            if node in self.entries or (self._only_segments is not None and seg.index not in self._only_segments):
+                continue
+            spec = self._spec(node)
+            key, _params, _inputs = self._key(spec)
+            if self._lookup(spec, key, execute=False)[0] is not None:
+                continue
+            audio = steps.read_audio_span(self._need("ingest").output("master.wav"), seg.audio_start_sample, seg.audio_end_sample)
+            requests.append(steps.build_request(
+                plan=plan, seg=seg, prompt=p.prompt_for(seg.index), negative_prompt=p.negative_prompt,
+                seed=steps.segment_seed(p.seed, seg.index), portrait=portrait, audio=audio, context=None,
+                identity_anchor_strength=p.generator.identity_anchor_strength, out_dir=Path("."), job_key=key,
+            ))
+        return requests
+
+    def pending_cost(self):
+        """The generator's cost estimate for the segments still to generate (None for a free backend)."""
+        plan = self._require_plan()
+        pending = [s.index for s in plan.segments if not self.resolve(segment_node(s.index), execute=False).done]
+        if not pending:
+            return None
+        return self.gen_cls.estimate_cost(self.project.generator, plan, pending)
 
     def _color_hold_context(self, context: np.ndarray, portrait: np.ndarray) -> np.ndarray:
         from stitchers.color import apply_color_hold, color_stats
@@ -534,6 +570,7 @@ class RunGraph:
         self.events.status(f"{node}: running ({reason})", final=True)
         self.events.emit("step_started", step=node, reason=reason)
         t0 = time.monotonic()
+        self._executing_key = key  # a hosted generator files its request under the segment's key
         with self.cache.writing(spec.step, key, params=params, inputs=inputs, code_version=steps.CODE_VERSIONS[spec.step],
                                 model_identity=self.model_identity() if spec.with_model else None) as writer:
             spec.execute(writer)
@@ -624,10 +661,18 @@ class RunGraph:
             return result
         self._require_plan()
         any_pending = False
+        from generators.fal import journal_for_workdir
+
+        journal = journal_for_workdir(self.project.workdir)
         for node in self.nodes():
             if node in self._pre_nodes():
                 continue
             st = self.resolve(node, execute=False)
+            if node.startswith("segment_") and not st.done and st.key:
+                record = journal.read(st.key)
+                if record and record.get("status") in ("submitted", "completed"):
+                    state = "finished, to download" if record["status"] == "completed" else "in flight"
+                    st.reason = f"{st.reason}; {state} on fal (request {record.get('request_id')})"
             if node.startswith("segment_") and not st.done and not any_pending:
                 any_pending = True
             result.append(st)
@@ -636,14 +681,27 @@ class RunGraph:
             result.insert(idx, StepStatus("encode_prompts", False, "segments to generate"))
         return result
 
-    def begin(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> Plan:
-        """Check the project, sweep dead writers' leftovers, plan, and check the segment numbers the user gave."""
+    def begin(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None, max_cost_usd: float | None = None) -> Plan:
+        """Check the project, sweep dead writers' leftovers, plan, and check the segment numbers the user gave.
+
+        With ``max_cost_usd``, refuse (ConfigError) when the segments still to generate are estimated to cost more.
+        """
         preflight.check_project(self.project)
         self.cache.sweep_temp()
         plan = self.run_plan()
         assert plan is not None
         self.export_plan_files()
         self.check_plan(plan)
+        self._only_segments = only_segments
+        if max_cost_usd is not None:
+            cost = self.pending_cost()
+            if cost is not None:
+                self.events.emit("cost_estimate", total_usd=round(cost.total_usd, 4), requests=cost.requests, megapixels=cost.megapixels)
+                if cost.total_usd > max_cost_usd:
+                    raise ConfigError(
+                        f"{cost.describe()}, above generator.max_cost_usd ${max_cost_usd:.2f}; "
+                        "raise generator.max_cost_usd, or run with --yes to accept this cost"
+                    )
         unknown = sorted(i for i in set(redo) | set(only_segments or ()) if i >= len(plan.segments) or i < 0)
         if unknown:
             raise ConfigError(f"segment(s) {unknown} do not exist: the plan has segments 0–{len(plan.segments) - 1}")
@@ -653,9 +711,9 @@ class RunGraph:
         self.events.total_segments = len(plan.segments)
         return plan
 
-    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None) -> RunSummary:
+    def run(self, *, redo: set[int] = frozenset(), only_segments: set[int] | None = None, max_cost_usd: float | None = None) -> RunSummary:
         summary = RunSummary()
-        self.begin(redo=redo, only_segments=only_segments)
+        self.begin(redo=redo, only_segments=only_segments, max_cost_usd=max_cost_usd)
         for node in self.nodes():
             if node in self._pre_nodes():
                 continue

@@ -22,7 +22,7 @@ audio: {{target_lufs: -14, trim_leading_silence: true}}
 segmenter: {{vad: silero, max_segment_s: 20, max_seams_per_minute: 6, min_segment_s: 4, min_pause_ms: 250, context_frames: 9}}
 generator:
   backend: {backend}{backend_options}
-  chaining: tail                 # tail | last-frame | anchor
+  chaining: {chaining}
 stitcher: {{color_hold: first, color_hold_strength: 0.8}}
 export: {{preset: tiktok}}       # tiktok | reels | shorts | master
 """
@@ -34,6 +34,10 @@ LTX2_OPTIONS = """
   device: cuda
   dtype: bfloat16
   offload: none                  # model | sequential on GPUs under ~48 GB"""
+
+FAL_OPTIONS = """
+  endpoint: fal-ai/ltx-2.3-22b/distilled/audio-to-video   # the key comes from FAL_KEY in the environment
+  max_cost_usd: 10               # `longtake run` refuses above this estimate unless --yes (`longtake plan` shows it)"""
 
 
 def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | None, *, backend: str = "ltx2", force: bool = False) -> Path:
@@ -57,7 +61,9 @@ def write_starter_project(voiceover: Path, portrait: Path, project_file: Path | 
     text = STARTER.format(
         paths=yaml.safe_dump(paths, sort_keys=False, allow_unicode=True, width=2**31),
         backend=backend,
-        backend_options=LTX2_OPTIONS if backend == "ltx2" else "",
+        backend_options={"ltx2": LTX2_OPTIONS, "fal": FAL_OPTIONS}.get(backend, ""),
+        chaining="bookend                # bookend | anchor | last-frame (tail cannot run on fal)" if backend == "fal"
+        else "tail                 # tail | last-frame | anchor | bookend",
     )
     parsed = yaml.safe_load(text)
     if any(parsed.get(k) != v for k, v in paths.items()):  # pragma: no cover - the library's own guarantee

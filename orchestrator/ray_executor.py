@@ -151,6 +151,8 @@ class RayPool:
         self.events = events
         self.vad = vad
         self._started_here = address is None
+        # The driver uses no GPU: keep Ray from rewriting its CUDA_VISIBLE_DEVICES (and from warning that it will stop).
+        os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")
         if address is None:
             if not gpus or gpus < 1:
                 raise ConfigError(f"--gpus takes a number of GPUs of at least 1, got {gpus}")

@@ -20,7 +20,7 @@ import numpy as np
 from orchestrator.atomic import atomic_copy
 from orchestrator.config import Project
 from orchestrator.errors import MediaError
-from segmenters.plan import FrameGrid, Plan, Segment
+from segmenters.plan import INDEPENDENT_MODES, FrameGrid, Plan, Segment
 
 if TYPE_CHECKING:  # pragma: no cover
     from generators.base import Generator
@@ -193,7 +193,7 @@ def audio_span_sha256(span: np.ndarray) -> str:
 
 def tail_range(plan: Plan, seg: Segment) -> tuple[int, int]:
     """(local start, count) of the frames the next segment continues from; (0, 0) when none is needed."""
-    if seg.index + 1 >= len(plan.segments) or plan.chaining == "anchor":
+    if seg.index + 1 >= len(plan.segments) or plan.chaining in INDEPENDENT_MODES:
         return 0, 0
     nxt = plan.segments[seg.index + 1]
     return nxt.gen_start_frame - seg.gen_start_frame, nxt.context_frames
@@ -202,6 +202,19 @@ def tail_range(plan: Plan, seg: Segment) -> tuple[int, int]:
 def run_segment(
     *,
     generator: "Generator",
+    out: "EntryWriter",
+    progress: Callable[[int, int, str], None] | None,
+    job_key: str = "",
+    **fields,
+) -> None:
+    """Generate one segment into ``out``; ``fields`` are ``build_request``'s (plan, seg, prompt, …)."""
+    request = build_request(out_dir=out.dir, job_key=job_key, **fields)
+    result = generator.generate(request, progress)
+    _check_and_register(fields["plan"], fields["seg"], result, fields["seed"], out)
+
+
+def build_request(
+    *,
     plan: Plan,
     seg: Segment,
     prompt: str,
@@ -211,13 +224,14 @@ def run_segment(
     audio: np.ndarray,
     context: np.ndarray | None,
     identity_anchor_strength: float,
-    out: "EntryWriter",
-    progress: Callable[[int, int, str], None] | None,
-) -> None:
+    out_dir: Path,
+    job_key: str = "",
+):
+    """The generator's request for one segment of the plan."""
     from generators.base import GenerateRequest
 
     tail_start, tail_frames = tail_range(plan, seg)
-    request = GenerateRequest(
+    return GenerateRequest(
         segment_index=seg.index,
         num_frames=seg.gen_frames,
         width=plan.width,
@@ -234,9 +248,12 @@ def run_segment(
         identity_anchor_strength=identity_anchor_strength,
         tail_start=tail_start,
         tail_frames=tail_frames,
-        out_dir=out.dir,
+        out_dir=Path(out_dir),
+        job_key=job_key,
     )
-    result = generator.generate(request, progress)
+
+
+def _check_and_register(plan: Plan, seg: Segment, result, seed: int, out: "EntryWriter") -> None:
     from stitchers.clip_io import probe_video
 
     info = probe_video(result.clip_path)

@@ -27,8 +27,10 @@ from orchestrator.timebase import fps_str, frame_to_sample, parse_fps
 
 PLAN_VERSION = 1
 CutKind = Literal["pause", "forced", "end"]
-ChainMode = Literal["tail", "last-frame", "anchor"]
-CHAIN_MODES: tuple[str, ...] = ("tail", "last-frame", "anchor")
+ChainMode = Literal["tail", "last-frame", "anchor", "bookend"]
+CHAIN_MODES: tuple[str, ...] = ("tail", "last-frame", "anchor", "bookend")
+# Modes whose segments do not depend on the previous one: they can run in any order, at the same time.
+INDEPENDENT_MODES: tuple[str, ...] = ("anchor", "bookend")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,7 @@ class FrameGrid:
 
     frame_grid: int
     spatial_multiple: int
+    max_frames: int | None = None  # the most frames one pass may generate (a hosted endpoint's limit); None: no limit
 
     def __post_init__(self) -> None:
         if self.frame_grid < 1 or self.spatial_multiple < 1:

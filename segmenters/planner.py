@@ -86,6 +86,8 @@ def context_frames_for(chaining: ChainMode, context_frames: int, anchor_overlap_
         return context_frames
     if chaining == "last-frame":
         return 1
+    if chaining == "bookend":
+        return 0  # every segment starts and ends on the portrait: nothing to share with its neighbours
     return anchor_overlap_frames
 
 
@@ -169,6 +171,8 @@ def choose_cuts(
     max_gen = int(math.floor(settings.max_segment_s * fps_f + 1e-9))
     if max_gen < grid.frame_grid + 1:
         raise ConfigError(f"segmenter.max_segment_s {settings.max_segment_s:g} s is shorter than one generator pass ({grid.frame_grid + 1} frames at {fps_f:g} fps)")
+    if grid.max_frames is not None:
+        max_gen = min(max_gen, grid.max_frames)
     max_gen = grid.round_down_frames(max_gen)
     min_owned = int(math.ceil(settings.min_segment_s * fps_f - 1e-9))
     target_s = settings.target_segment_s

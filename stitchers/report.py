@@ -139,6 +139,7 @@ class Report:
     curves: Curves
     thumbs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
     files: tuple[str, ...] = ()
+    chaining: str | None = None  # the plan's chaining mode, when a plan was given
 
     def verdicts(self) -> dict[str, str]:
         return {m: self.findings[m].verdict for m in MEASURES}
@@ -208,6 +209,8 @@ def _plan_joins(plan: Plan, fps: Fraction, notes: list[str]) -> list[tuple[int, 
     frames (a cut), the other modes crossfade over them.
     """
     blend = plan.chaining != "last-frame"
+    if plan.chaining == "bookend":
+        notes.append("bookend chaining: every join is a cut between two frames that are both the portrait (no crossfade)")
     joins = [(s.start_frame, s.context_frames if blend else 0) for s in plan.segments[1:]]
     if fps and plan.fps != fps:
         ratio = fps / plan.fps
@@ -299,6 +302,7 @@ def _assemble(
         notes=tuple(notes),
         curves=Curves(f.diff, f.flow, score, mouth_motion, activity.level_db, activity.speech, activity.gate_db),
         thumbs=f.thumbs,
+        chaining=plan.chaining if plan is not None else None,
     )
     if out_dir is not None:
         report = write_outputs(report, Path(out_dir))
@@ -525,7 +529,8 @@ def _to_dict(r: Report) -> dict:
             }
             for s in r.seams
         ],
-        "seams_summary": {**_finding(fin["seams"], fps), "threshold_z": r.seam_threshold, "planned": r.planned, "flagged": sum(s.flagged for s in r.seams)},
+        "seams_summary": {**_finding(fin["seams"], fps), "threshold_z": r.seam_threshold, "planned": r.planned, "flagged": sum(s.flagged for s in r.seams),
+                          "chaining": r.chaining},
         "color": {
             **_finding(fin["color"], fps),
             "delta_e_per_min": _num(r.color.delta_e_per_min),

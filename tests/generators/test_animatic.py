@@ -270,6 +270,20 @@ def test_anchor_mode_starts_from_the_portrait(tmp_path: Path, portrait: np.ndarr
     assert np.array_equal(first[0, LABEL_ROWS:], portrait[LABEL_ROWS:])
 
 
+def test_bookend_mode_starts_and_ends_on_the_portrait(tmp_path: Path, portrait: np.ndarray) -> None:
+    loud = frame_amplitudes_to_audio(np.full(49, 0.5))  # speech to the very end: the mouth still closes on the last frame
+    req = make_request(tmp_path, portrait, segment_index=2, chaining="bookend", audio=loud, seed=3, tail_frames=49)
+    frames = np.load(generator(motion_strength=5.0).generate(req).tail_path)
+    middle = step_diffs(np.stack([portrait, frames[24]]))[0]
+    assert middle > 1.0  # it moves (and talks) in between …
+    assert step_diffs(np.stack([portrait, frames[-1]]))[0] < 0.05 * middle  # … and lands back on the portrait
+    assert np.abs(frames[-1, LABEL_ROWS:].astype(int) - portrait[LABEL_ROWS:]).max() <= 1
+    # Control: anchor mode with the same seed does not come back.
+    anchor = make_request(tmp_path / "a", portrait, segment_index=2, chaining="anchor", audio=loud, seed=3, tail_frames=49)
+    other = np.load(generator(motion_strength=5.0).generate(anchor).tail_path)
+    assert step_diffs(np.stack([portrait, other[-1]]))[0] > 0.2 * middle
+
+
 def test_same_seed_same_frames(tmp_path: Path, portrait: np.ndarray) -> None:
     tail_a = render_segment_a(tmp_path, portrait)
     audio = frame_amplitudes_to_audio(np.tile([0.0, 0.3, 0.5, 0.1], 13)[:49], start_frame=40)

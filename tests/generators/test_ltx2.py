@@ -186,6 +186,21 @@ def test_last_frame_mode_holds_one_latent_frame(gen, tmp_path):
         assert int(held.sum()) == h * w and bool(held[: h * w].all())
 
 
+def test_bookend_holds_the_portrait_at_frame_0_and_as_full_strength_keyframe_tokens_at_the_end(gen, tmp_path):
+    # identity_anchor_strength is ignored in bookend mode: the end keyframe already is the portrait at strength 1.
+    res = gen.generate(request(tmp_path / "seg", index=3, chaining="bookend", context=None, anchor=0.3))
+    for stage in gen.last_output.stages:
+        f, h, w = stage.latent_shape
+        assert stage.latents.shape[1] == stage.num_base_tokens + h * w  # one latent frame of keyframe tokens
+        mask = stage.conditioning_mask[0, :, 0]
+        assert torch.equal(mask[stage.num_base_tokens :], torch.ones(h * w))
+        assert torch.equal(mask[: h * w], torch.ones(h * w))
+        assert int((mask[: stage.num_base_tokens] > 0).sum()) == h * w  # nothing else held
+        # The appended tokens are the portrait, exactly as the frame-0 condition encodes it.
+        assert torch.allclose(stage.clean_latents[0, stage.num_base_tokens :], stage.clean_latents[0, : h * w], atol=1e-5)
+    assert probe_video(res.clip_path).num_frames == F
+
+
 def test_identity_anchor_appends_keyframe_tokens_at_its_strength(gen, tmp_path):
     res = gen.generate(request(tmp_path / "seg", index=2, chaining="anchor", context=frames(5), anchor=0.3))
     for stage in gen.last_output.stages:

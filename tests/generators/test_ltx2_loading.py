@@ -226,19 +226,22 @@ SHAPE = dict(dtype="bfloat16", two_stage=True, spatial=32, temporal=8)
 
 
 def test_memory_estimate_matches_measured_h100_peaks():
-    # benchmarks/results/ltx2_gpu_h100.txt: peak allocated per segment on an H100, LTX-2.3 shapes, bf16.
+    # benchmarks/results/ltx2_gpu_h100.txt: peak allocated per segment on an H100, LTX-2.3 shapes, bf16, plus what the
+    # default reference_release 1.2.0 adds (per-token cross-attention modulation): +3.3 GiB at 53,680 tokens measured on
+    # an H200 (benchmarks/results/ltx2_parity_step_h200.txt), scaled by the token count at 124,440 (+7.7 GiB).
     big = estimate_memory(ltx23_info(), width=1088, height=1920, num_frames=481, offload="none", fp8_storage=False, **SHAPE)
-    assert abs(big.peak_bytes - 73.4 * GiB) < 3 * GiB
+    assert abs(big.peak_bytes - (73.4 + 7.7) * GiB) < 3 * GiB
     small = estimate_memory(ltx23_info(), width=704, height=1280, num_frames=481, offload="none", fp8_storage=False, **SHAPE)
-    assert abs(small.peak_bytes - 53.2 * GiB) < 3 * GiB
+    assert abs(small.peak_bytes - (53.2 + 3.3) * GiB) < 3 * GiB
     low = estimate_memory(ltx23_info(), width=704, height=1280, num_frames=481, offload="sequential", fp8_storage=True, **SHAPE)
-    assert abs(low.peak_bytes - 18.9 * GiB) < 3 * GiB and low.peak_bytes < 24 * GiB
+    assert abs(low.peak_bytes - (18.9 + 3.3) * GiB) < 3 * GiB and low.peak_bytes < 24 * GiB
 
 
 def test_not_enough_memory_names_a_setting_that_fits():
     info = ltx23_info()
     kw = dict(width=1088, height=1920, num_frames=481, **SHAPE)
-    check_fits(info, free_bytes=79 * GiB, offload="none", fp8_storage=False, **kw)
+    # reference_release 1.2.0's per-token modulation puts this shape just past an 80 GB card's 79 GiB.
+    check_fits(info, free_bytes=85 * GiB, offload="none", fp8_storage=False, **kw)
     with pytest.raises(GeneratorError, match=r"not enough GPU memory for 1088×1920, 481 frames.*set generator.offload: sequential"):
         check_fits(info, free_bytes=50 * GiB, offload="none", fp8_storage=False, **kw)
     # fp8 storage is named only when streaming alone is not enough.

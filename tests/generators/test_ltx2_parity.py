@@ -114,29 +114,17 @@ def _ratios(official) -> tuple[int, int]:
 
 
 @pytest.fixture(scope="module")
-def diffusers_transformer(official):
-    """longtake's transformer class (diffusers') holding the ltx-core model's weights, mapped by diffusers' converter."""
-    from diffusers import LTX2VideoTransformer3DModel
-    from diffusers.loaders.single_file_utils import convert_ltx2_transformer_to_diffusers
+def pipe(official):
+    """longtake's pipeline loaded from the official single files through its production loader, in float32."""
+    from generators import ltx2_loading as L
 
-    t = official.config["transformer"]
-    temporal, spatial = _ratios(official)
-    model = LTX2VideoTransformer3DModel(
-        in_channels=t["in_channels"], out_channels=t["out_channels"], num_attention_heads=t["num_attention_heads"],
-        attention_head_dim=t["attention_head_dim"], cross_attention_dim=t["cross_attention_dim"],
-        vae_scale_factors=(temporal, spatial, spatial), gated_attn=True, cross_attn_mod=True,
-        audio_in_channels=t["audio_in_channels"], audio_out_channels=t["audio_out_channels"],
-        audio_num_attention_heads=t["audio_num_attention_heads"], audio_attention_head_dim=t["audio_attention_head_dim"],
-        audio_cross_attention_dim=t["audio_cross_attention_dim"], audio_gated_attn=True, audio_cross_attn_mod=True,
-        num_layers=t["num_layers"], caption_channels=t["caption_channels"], rope_type="split", rope_double_precision=True,
-        use_prompt_embeddings=False, perturbed_attn=True,
-    ).eval()  # fmt: skip
-    state = convert_ltx2_transformer_to_diffusers({"model.diffusion_model." + k: v for k, v in official.transformer.state_dict().items()})
-    # 2.3's prompt modulation tables, which diffusers 0.42.1's converter leaves under their original names.
-    state = {k.replace("prompt_adaln_single.", "prompt_adaln."): v for k, v in state.items()}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    assert not unexpected and not missing, (missing, unexpected)
-    return model
+    info = L.inspect_official(official.checkpoint, text_encoder=str(official.gemma), upsampler=str(official.upsampler), need_upsampler=True)
+    return L.build_pipeline(info, dtype="float32", two_stage=True)
+
+
+@pytest.fixture(scope="module")
+def diffusers_transformer(pipe):
+    return pipe.transformer
 
 
 def _latent_states(official, *, frames=3, height=2, width=3, audio_frames=5, fps=24.0, seed=1):
@@ -262,7 +250,7 @@ def test_guided_step_matches_the_reference_pass_by_pass(official, diffusers_tran
         latents=video.latent, conditioning_mask=1.0 - video.denoise_mask, clean_latents=video.clean_latent * (1.0 - video.denoise_mask),
         video_coords=video_coords, audio_latents=audio.latent, audio_coords=tr.audio_rope.prepare_audio_coords(1, audio.latent.shape[1], "cpu"),
         positive=PromptEmbeddings(ctx["v_pos"], ctx["a_pos"], ones), negative=PromptEmbeddings(ctx["v_neg"], ctx["a_neg"], ones),
-        sigmas=sigmas[:2], fps=fps, **({"frozen_audio_modulation": release} if "frozen_audio_modulation" in DenoiseInputs.__dataclass_fields__ else {}),
+        sigmas=sigmas[:2], fps=fps, **({"reference_release": release} if "reference_release" in DenoiseInputs.__dataclass_fields__ else {}),
     )  # fmt: skip
     guidance = VideoGuidance(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7, stg_blocks=(1,))
     with torch.no_grad():
@@ -281,16 +269,16 @@ def test_default_negative_prompt_is_the_references():
     assert Project.model_fields["negative_prompt"].default == ref_constants.DEFAULT_NEGATIVE_PROMPT
 
 
-def test_generator_passes_the_frozen_audio_modulation_option_to_the_loop():
+def test_generator_passes_the_reference_release_option_to_the_loop():
     """The option reaches the pipeline (default: the latest release) and is part of the model identity."""
     from orchestrator.config import LTX2Options
 
-    from generators.ltx2_guidance import DEFAULT_FROZEN_AUDIO_MODULATION, FROZEN_AUDIO_MODULATIONS
+    from generators.ltx2_guidance import DEFAULT_REFERENCE_RELEASE, REFERENCE_RELEASES
 
-    assert LTX2Options().frozen_audio_modulation == DEFAULT_FROZEN_AUDIO_MODULATION == "ltx-2-1.2.0"
-    assert set(FROZEN_AUDIO_MODULATIONS) == {"ltx-2-1.2.0", "ltx-2-1.0.0"}
+    assert LTX2Options().reference_release == DEFAULT_REFERENCE_RELEASE == "ltx-2-1.2.0"
+    assert set(REFERENCE_RELEASES) == {"ltx-2-1.2.0", "ltx-2-1.0.0"}
     with pytest.raises(Exception):
-        LTX2Options(frozen_audio_modulation="ltx-2-0.9")
+        LTX2Options(reference_release="ltx-2-0.9")
 
 
 @pytest.mark.parametrize("release", ["ltx-2-1.2.0", "ltx-2-1.0.0"])
@@ -326,10 +314,339 @@ def test_whole_guided_stage1_loop_matches_the_references(official, diffusers_tra
         video_coords=tr.rope.prepare_video_coords(1, 3, 2, 3, "cpu", fps=fps),
         audio_latents=audio.latent, audio_coords=tr.audio_rope.prepare_audio_coords(1, audio.latent.shape[1], "cpu"),
         positive=PromptEmbeddings(ctx["v_pos"], ctx["a_pos"], ones), negative=PromptEmbeddings(ctx["v_neg"], ctx["a_neg"], ones),
-        sigmas=ltx2_stage1_sigmas(4), fps=fps, frozen_audio_modulation=release,
+        sigmas=ltx2_stage1_sigmas(4), fps=fps, reference_release=release,
     )  # fmt: skip
     guidance = VideoGuidance(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7, stg_blocks=(1,))
     with torch.no_grad():
         ours = denoise_video_frozen_audio(tr, inputs, guidance, compute_dtype=torch.float32)
     assert torch.equal(ref_audio.latent, audio.latent)  # the reference never moves frozen audio either
     assert rel_err(ours, ref_video.latent) < 1e-5
+
+
+@pytest.mark.parametrize("rate_hz", [16_000, 44_100, 48_000])
+def test_audio_front_end_gives_the_references_latents(official, pipe, rate_hz):
+    """Waveform -> 16-kHz log-mel -> audio VAE -> normalised, packed latents, cut to the clip (ltx-pipelines' A2V recipe)."""
+    from ltx_core.components.patchifiers import AudioPatchifier
+    from ltx_core.model.audio_vae import encode_audio
+    from ltx_core.types import AudioLatentShape
+
+    num_frames, fps = 41, 24.0
+    duration_s = num_frames / fps
+    # The reference reads exactly the clip's duration from the file (decode_audio_from_file with max_duration).
+    wave = _speechlike(rate_hz, duration_s, seed=5)[: round(duration_s * rate_hz)]
+    with torch.no_grad():
+        ref = encode_audio(Audio(waveform=torch.from_numpy(wave.T.copy())[None], sampling_rate=rate_hz), official.audio_encoder)
+        t = official.config["audio_vae"]["model"]["params"]["ddconfig"]
+        frames = AudioLatentShape.from_duration(batch=1, duration=duration_s, channels=t["z_channels"], mel_bins=2).frames
+        ref = AudioPatchifier(patch_size=1).patchify(ref[:, :, :frames])
+        ours = pipe.encode_audio(wave, rate_hz, num_frames, fps)
+    assert ours.shape == ref.shape
+    assert rel_err(ours, ref) < 1e-5
+
+
+# ------------------------------------------------------------------------------------------ conditioning
+def _prepared(pipe, conditions, *, height, width, num_frames, fps, noise_scale, noise_seed, monkeypatch, latents=None):
+    """longtake's ``prepare_latents`` with the noise injected: returns (packed noisy latents, conditioning mask, clean, kf coords, noise)."""
+    from diffusers.pipelines.ltx2 import pipeline_ltx2_condition as C
+
+    drawn = {}
+
+    def injected(shape, generator=None, device=None, dtype=None):
+        drawn["noise"] = torch.randn(shape, generator=torch.Generator().manual_seed(noise_seed), dtype=torch.float32)
+        return drawn["noise"].to(device=device, dtype=dtype)
+
+    monkeypatch.setattr(C, "randn_tensor", injected)
+    with torch.no_grad():
+        out = pipe.prepare_latents(
+            conditions=conditions, batch_size=1, num_channels_latents=pipe.transformer.config.in_channels, height=height, width=width,
+            num_frames=num_frames, frame_rate=fps, noise_scale=noise_scale, dtype=torch.float32, device="cpu",
+            generator=torch.Generator().manual_seed(0), latents=latents,
+        )  # fmt: skip
+    return (*out, drawn["noise"])
+
+
+def _reference_state(official, conditions, *, height, width, num_frames, fps, noise, noise_scale, initial_latent=None):
+    """ltx-pipelines' noise_video_state with its GaussianNoiser drawing ``noise`` (the same tensor longtake got)."""
+    import ltx_core.components.noisers as N
+    from ltx_core.components.noisers import GaussianNoiser
+    from ltx_core.types import SpatioTemporalScaleFactors, VideoPixelShape
+    from ltx_pipelines.utils.helpers import noise_video_state
+    from ltx_pipelines.utils.types import PipelineComponents
+
+    components = PipelineComponents(dtype=torch.float32, device=torch.device("cpu"))
+    # What A2VidPipelineTwoStage hard-codes for the 22B model: 128 latent channels and 8x32x32; the tiny model's own.
+    temporal, spatial = _ratios(official)
+    components.video_scale_factors = SpatioTemporalScaleFactors(time=temporal, width=spatial, height=spatial)
+    components.video_latent_channels = official.config["transformer"]["in_channels"]
+    import ltx_pipelines.utils.helpers as H
+    from ltx_core.tools import VideoLatentTools
+
+    # noise_video_state builds VideoLatentTools with ltx-core's default 8x32x32 factors: the tiny VAE's instead.
+    tools_class = H.VideoLatentTools
+    H.VideoLatentTools = lambda patchifier, shape, fps: VideoLatentTools(patchifier, shape, fps, scale_factors=components.video_scale_factors)
+    real_randn = torch.randn
+    N.torch = type("T", (), {"randn": staticmethod(lambda *shape, **kw: noise.clone()), "__getattr__": lambda self, k: getattr(torch, k)})()
+    try:
+        state, _tools = noise_video_state(
+            output_shape=VideoPixelShape(batch=1, frames=num_frames, width=width, height=height, fps=fps), noiser=GaussianNoiser(torch.Generator()),
+            conditionings=conditions, components=components, dtype=torch.float32, device=torch.device("cpu"),
+            noise_scale=noise_scale, initial_latent=initial_latent,
+        )  # fmt: skip
+    finally:
+        N.torch = torch
+        H.VideoLatentTools = tools_class
+    assert torch.randn is real_randn
+    return state
+
+
+def _portrait(tmp_path):
+    from PIL import Image
+
+    from tests.orchestrator.conftest import draw_portrait
+
+    image = draw_portrait(96, 128)
+    path = tmp_path / "portrait.png"
+    Image.fromarray(image).save(path)
+    return image, path
+
+
+@pytest.mark.parametrize("crf", [33, 0])
+def test_frame0_image_condition_and_noise_are_the_references(official, pipe, tmp_path, crf, monkeypatch):
+    """Portrait at frame 0 (CRF re-compression, resize and crop, VAE encode) placed and noised as ltx-core's latent-index condition."""
+    from ltx_core.conditioning import VideoConditionByLatentIndex
+    from ltx_pipelines.utils.media_io import load_image_conditioning
+
+    from generators.ltx2_pipeline import LTX2VideoCondition
+
+    image, path = _portrait(tmp_path)
+    height, width, num_frames, fps = 32, 48, 17, 24.0
+    latents, cond_mask, clean, kf_coords, noise = _prepared(
+        pipe, [LTX2VideoCondition(frames=image, index=0, strength=1.0, crf=crf)], height=height, width=width, num_frames=num_frames,
+        fps=fps, noise_scale=1.0, noise_seed=11, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    with torch.no_grad():
+        encoded = official.video_encoder(load_image_conditioning(str(path), height, width, torch.float32, torch.device("cpu"), crf=crf))
+    ref = _reference_state(
+        official, [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)], height=height, width=width,
+        num_frames=num_frames, fps=fps, noise=noise, noise_scale=1.0,
+    )  # fmt: skip
+    assert kf_coords is None
+    assert torch.equal(1.0 - cond_mask, ref.denoise_mask)
+    assert rel_err(clean * cond_mask, ref.clean_latent * (1 - ref.denoise_mask)) < 1e-5
+    assert rel_err(latents, ref.latent) < 1e-5
+
+
+def test_tail_prefix_is_ltx_cores_latent_index_condition(official, pipe, tmp_path, monkeypatch):
+    """Beyond the reference A2V: the previous segment's last 9 frames held clean at latent index 0 (VideoConditionByLatentIndex)."""
+    from ltx_core.conditioning import VideoConditionByLatentIndex
+    from ltx_pipelines.utils.media_io import normalize_latent, resize_and_center_crop
+
+    from generators.ltx2_pipeline import LTX2VideoCondition
+
+    g = np.random.default_rng(4)
+    context = np.clip(np.stack([_portrait(tmp_path)[0]] * 9).astype(np.int16) + g.integers(-20, 20, (9, 128, 96, 3)), 0, 255).astype(np.uint8)
+    height, width, num_frames, fps = 32, 48, 25, 24.0
+    latents, cond_mask, clean, kf_coords, noise = _prepared(
+        pipe, [LTX2VideoCondition(frames=context, index=0, strength=1.0, crf=33)], height=height, width=width, num_frames=num_frames,
+        fps=fps, noise_scale=1.0, noise_seed=12, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    with torch.no_grad():
+        pixels = normalize_latent(resize_and_center_crop(torch.from_numpy(context).float(), height, width), torch.device("cpu"), torch.float32)
+        encoded = official.video_encoder(pixels)  # multi-frame: no CRF re-compression, as in the reference's video conditions
+    ref = _reference_state(
+        official, [VideoConditionByLatentIndex(latent=encoded, strength=1.0, latent_idx=0)], height=height, width=width,
+        num_frames=num_frames, fps=fps, noise=noise, noise_scale=1.0,
+    )  # fmt: skip
+    assert encoded.shape[2] == 2 and int((1 - ref.denoise_mask).sum()) == 2 * (height // 8) * (width // 8)
+    assert torch.equal(1.0 - cond_mask, ref.denoise_mask)
+    assert rel_err(latents, ref.latent) < 1e-5
+
+
+def _patch_keyframe_condition_to_1_2_0(monkeypatch):
+    """ltx-core's VideoConditionByKeyframeIndex as release 1.2.0 has it (LTX-2 repository at v1.2.0): a single-pixel-frame
+    keyframe spans [idx, idx + 1) in time, and its tokens start from zeros (noise only) while the clean target is the keyframe."""
+    import ltx_core.conditioning.types.keyframe_cond as K
+
+    original = K.VideoConditionByKeyframeIndex.apply_to
+
+    def apply_to(self, latent_state, latent_tools):
+        before = latent_state.latent.shape[1]
+        state = original(self, latent_state, latent_tools)
+        positions = state.positions.clone()
+        start = positions[:, 0, before:, :1]
+        positions[:, 0, before:, 1:] = start + 1.0 / latent_tools.fps
+        latent = state.latent.clone()
+        latent[:, before:] = 0.0
+        from dataclasses import replace
+
+        return replace(state, positions=positions, latent=latent)
+
+    monkeypatch.setattr(K.VideoConditionByKeyframeIndex, "apply_to", apply_to)
+
+
+@pytest.mark.parametrize("release", ["ltx-2-1.2.0", "ltx-2-1.0.0"])
+def test_identity_keyframe_is_ltx_cores_keyframe_condition(official, pipe, tmp_path, release, monkeypatch):
+    """Beyond the reference A2V: the portrait appended as keyframe tokens at the last latent frame, strength 0.3."""
+    from ltx_core.conditioning import VideoConditionByKeyframeIndex
+    from ltx_pipelines.utils.media_io import load_image_conditioning
+
+    from generators.ltx2_pipeline import LTX2VideoCondition
+
+    if release == "ltx-2-1.2.0":
+        _patch_keyframe_condition_to_1_2_0(monkeypatch)
+    monkeypatch.setattr(pipe, "reference_release", release)
+    image, path = _portrait(tmp_path)
+    height, width, num_frames, fps, sigma0 = 32, 48, 25, 24.0, 0.8
+    latents, cond_mask, clean, kf_coords, noise = _prepared(
+        pipe, [LTX2VideoCondition(frames=image, index=-1, strength=0.3, crf=33)], height=height, width=width, num_frames=num_frames,
+        fps=fps, noise_scale=sigma0, noise_seed=13, monkeypatch=monkeypatch,
+    )  # fmt: skip
+    with torch.no_grad():
+        encoded = official.video_encoder(load_image_conditioning(str(path), height, width, torch.float32, torch.device("cpu"), crf=33))
+    last_latent = (num_frames - 1) // 8
+    ref = _reference_state(
+        official, [VideoConditionByKeyframeIndex(keyframes=encoded, frame_idx=(last_latent - 1) * 8 + 1, strength=0.3)],
+        height=height, width=width, num_frames=num_frames, fps=fps, noise=noise, noise_scale=sigma0,
+    )  # fmt: skip
+    base = last_latent + 1
+    n_base = base * (height // 8) * (width // 8)
+    assert torch.allclose(1.0 - cond_mask, ref.denoise_mask)
+    video_coords = pipe.transformer.rope.prepare_video_coords(1, base, height // 8, width // 8, "cpu", fps=fps)
+    ours_pos = torch.cat([video_coords, kf_coords], dim=2)
+    assert rel_err(ours_pos, ref.positions) < 1e-6
+    assert rel_err(clean[:, n_base:], ref.clean_latent[:, n_base:]) < 1e-5
+    assert rel_err(latents, ref.latent) < 1e-5
+
+
+# ------------------------------------------------------------------------------------------ decode
+def test_decoded_uint8_frames_are_ltx_cores(official, pipe):
+    """The video VAE decode and the float -> uint8 conversion (ltx-core truncates; rounding differs by one code value)."""
+    from ltx_core.model.video_vae import decode_video
+
+    latents = torch.randn(1, official.config["transformer"]["in_channels"], 3, 4, 3, generator=torch.Generator().manual_seed(21))
+    with torch.no_grad():
+        ref = torch.cat(list(decode_video(latents, official.video_decoder)))
+        ours = pipe.decode_to_uint8(latents)
+    assert ours.shape == ref.shape and ours.dtype == ref.dtype == torch.uint8
+    assert int((ours.int() - ref.int()).abs().max()) == 0
+
+
+# ------------------------------------------------------------------------------------------ a whole segment
+class _Float32Torch:
+    """``torch`` as A2VidPipelineTwoStage sees it: bfloat16 (its hard-coded dtype) is float32 and CUDA synchronise a no-op."""
+
+    bfloat16 = torch.float32
+
+    class cuda:  # noqa: N801
+        @staticmethod
+        def synchronize(*_a, **_k):
+            return None
+
+    def __getattr__(self, name):
+        return getattr(torch, name)
+
+
+@pytest.mark.parametrize("release", ["ltx-2-1.0.0", "ltx-2-1.2.0"])
+def test_two_stage_segment_decodes_to_the_references_frames(official, tmp_path, monkeypatch, release):
+    """The whole A2V recipe: frames decoded from longtake's two-stage segment against ``A2VidPipelineTwoStage.__call__``.
+
+    Same weights (the single files; longtake through its production loader, the distilled LoRA through PEFT), same
+    text embeddings (Gemma-12B stubbed on the reference side, as allowed), same voiceover file, same portrait, same
+    noise for every draw; the reference's bfloat16 and CUDA synchronise stubbed to float32 and a no-op; the tiny VAE's
+    latent channels and scale factors given to the reference where it hard-codes the 22B model's. 1.0.0 is the
+    installed reference; 1.2.0 is it with the frozen-audio modulation patched as that release computes it.
+    """
+    import soundfile as sf
+    from types import SimpleNamespace
+
+    import ltx_core.components.noisers as N
+    import ltx_pipelines.a2vid_two_stage as A2V
+    import ltx_pipelines.utils.helpers as H
+    import ltx_pipelines.utils.types as PT
+    from diffusers.pipelines.ltx2 import pipeline_ltx2_condition as C
+    from ltx_core.components.guiders import MultiModalGuiderParams
+    from ltx_core.loader import LTXV_LORA_COMFY_RENAMING_MAP, LoraPathStrengthAndSDOps
+    from ltx_core.tools import VideoLatentTools
+    from ltx_core.types import AudioLatentShape, SpatioTemporalScaleFactors
+    from ltx_pipelines.utils.args import ImageConditioningInput
+
+    from generators import ltx2_loading as L
+    from generators.ltx2_guidance import VideoGuidance
+    from generators.ltx2_pipeline import LTX2VideoCondition
+    from generators.ltx2_text import PromptEmbeddings
+
+    height, width, num_frames, fps, steps = 64, 128, 17, 24.0, 3
+    t = official.config["transformer"]
+    g = torch.Generator().manual_seed(7)
+    ctx = {k: torch.randn(1, 6, d, generator=g) for k, d in (("v_pos", 16), ("v_neg", 16), ("a_pos", 8), ("a_neg", 8))}
+    image, image_path = _portrait(tmp_path)
+    wav = tmp_path / "voice.wav"
+    sf.write(wav, _speechlike(48_000, 1.0, seed=9), 48_000, subtype="FLOAT")
+
+    # One noise tensor per shape, the same for both sides (video draws differ in shape between the stages).
+    noises: dict = {}
+
+    def noise_for(shape):
+        shape = tuple(int(s) for s in shape)
+        if shape not in noises:
+            noises[shape] = torch.randn(shape, generator=torch.Generator().manual_seed(len(noises) + 100))
+        return noises[shape].clone()
+
+    # --- the reference
+    if release == "ltx-2-1.2.0":
+        _patch_ltx_core_to_1_2_0(monkeypatch)
+    temporal, spatial = _ratios(official)
+    scale = SpatioTemporalScaleFactors(time=temporal, width=spatial, height=spatial)
+    monkeypatch.setattr(PT, "VIDEO_SCALE_FACTORS", scale)
+    monkeypatch.setattr(PT, "VIDEO_LATENT_CHANNELS", t["in_channels"])
+    monkeypatch.setattr(H, "VideoLatentTools", lambda p, s, f: VideoLatentTools(p, s, f, scale_factors=scale))
+    monkeypatch.setattr(AudioLatentShape, "from_video_pixel_shape", staticmethod(lambda shape, **kw: AudioLatentShape.from_duration(
+        batch=shape.batch, duration=float(shape.frames) / float(shape.fps), channels=2, mel_bins=2)))  # fmt: skip
+    monkeypatch.setattr(N, "torch", type("T", (), {"randn": staticmethod(lambda *shape, **kw: noise_for(shape)), "__getattr__": lambda s, k: getattr(torch, k)})())
+    monkeypatch.setattr(A2V, "torch", _Float32Torch())
+    monkeypatch.setattr(A2V, "cleanup_memory", lambda: None)
+    monkeypatch.setattr(A2V, "encode_prompts", lambda prompts, ledger, **kw: [
+        SimpleNamespace(video_encoding=ctx["v_pos"], audio_encoding=ctx["a_pos"]), SimpleNamespace(video_encoding=ctx["v_neg"], audio_encoding=ctx["a_neg"])])  # fmt: skip
+    reference = A2V.A2VidPipelineTwoStage(
+        checkpoint_path=str(official.checkpoint), distilled_lora=[LoraPathStrengthAndSDOps(str(official.lora), 1.0, LTXV_LORA_COMFY_RENAMING_MAP)],
+        spatial_upsampler_path=str(official.upsampler), gemma_root=None, loras=[], device=torch.device("cpu"),  # Gemma is stubbed
+    )  # fmt: skip
+    # ltx-core fuses the LoRA in the LoRA file's dtype (bfloat16): the fused model goes back to float32 like the rest.
+    fused = reference.stage_2_model_ledger.transformer
+    reference.stage_2_model_ledger.transformer = lambda: fused().float()
+    decoded_latents = []
+    decode = A2V.vae_decode_video
+    monkeypatch.setattr(A2V, "vae_decode_video", lambda latent, *a, **k: decoded_latents.append(latent.clone()) or decode(latent, *a, **k))
+    with torch.no_grad():
+        ref_video, _ref_audio = reference(
+            prompt="p", negative_prompt="n", seed=10, height=height, width=width, num_frames=num_frames, frame_rate=fps,
+            num_inference_steps=steps, video_guider_params=MultiModalGuiderParams(**GUIDED),
+            images=[ImageConditioningInput(str(image_path), 0, 1.0, 33)], audio_path=str(wav), audio_max_duration=num_frames / fps,
+        )  # fmt: skip
+        ref_frames = torch.cat(list(ref_video))
+
+    # --- longtake, through its production loader and its own calls
+    monkeypatch.setattr(C, "randn_tensor", lambda shape, generator=None, device=None, dtype=None: noise_for(shape).to(device=device, dtype=dtype))
+    info = L.inspect_official(official.checkpoint, text_encoder=str(official.gemma), upsampler=str(official.upsampler), need_upsampler=True)
+    ours = L.build_pipeline(info, dtype="float32", two_stage=True)
+    ours.reference_release = release
+    adapter = L.load_stage2_lora(ours, str(official.lora), 1.0)
+    wave, rate = sf.read(wav, dtype="float32")
+    wave = wave[: round(num_frames / fps * rate)]
+    ones = torch.ones(1, 6)
+    with torch.no_grad():
+        result = ours(
+            prompt_embeds=PromptEmbeddings(ctx["v_pos"], ctx["a_pos"], ones), negative_prompt_embeds=PromptEmbeddings(ctx["v_neg"], ctx["a_neg"], ones),
+            audio_latents=ours.encode_audio(wave, rate, num_frames, fps), conditions=[LTX2VideoCondition(frames=image, index=0, strength=1.0, crf=33)],
+            height=height, width=width, num_frames=num_frames, frame_rate=fps, num_inference_steps=steps,
+            guidance=VideoGuidance(guidance_scale=3.0, stg_scale=1.0, modality_scale=3.0, guidance_rescale=0.7, stg_blocks=(1,)),
+            two_stage=True, stage2_adapter=adapter,
+        )  # fmt: skip
+        frames = torch.cat(list(ours.iter_decode(result.latents, tile_latent_frames=L.DECODE_TILE_LATENT_FRAMES, stride_latent_frames=L.DECODE_STRIDE_LATENT_FRAMES)))
+    latent_err = rel_err(result.latents, decoded_latents[0])
+    assert frames.shape == ref_frames.shape == (num_frames, height, width, 3)
+    diff = (frames.int() - ref_frames.int()).abs()
+    print(f"final latents rel {latent_err:.3g}; frames: max {int(diff.max())} code values, {float((diff > 0).float().mean()):.4%} differ")
+    assert latent_err < 1e-5
+    # uint8 truncation of float32 values equal to ~1e-6 may fall either side of a code value, nowhere more.
+    assert int(diff.max()) <= 1 and float((diff > 0).float().mean()) < 0.001, (int(diff.max()), float((diff > 0).float().mean()))

@@ -176,9 +176,16 @@ def test_prompt_change_reruns_that_segment_and_the_ones_after_in_tail_mode(basel
     assert set(steps_with(evts, "step_cached")) >= {f"segment_{i:03d}" for i in range(0, k)} | {f"segment_{i:03d}" for i in range(k + len(reruns), n)}
 
 
-def test_prompt_change_reruns_only_that_segment_in_anchor_mode(baseline, tmp_path):
-    project = _copy_project(baseline, tmp_path / "anchor", generator={"backend": "animatic", "chaining": "anchor"})
+@pytest.mark.parametrize("mode", ["anchor", "bookend"])
+def test_prompt_change_reruns_only_that_segment_in_independent_modes(baseline, tmp_path, mode):
+    project = _copy_project(baseline, tmp_path / mode, generator={"backend": "animatic", "chaining": mode})
     longtake("run", str(project), check=True)
+    if mode == "bookend":
+        plan = Plan.load(next((tmp_path / mode / "project.longtake-work" / "cache" / "plan").glob("*/plan.json")))
+        assert all(s.context_frames == 0 for s in plan.segments)
+        video = next(s for s in ffprobe(tmp_path / mode / "out" / "video.mp4")["streams"] if s["codec_type"] == "video")
+        assert int(video["nb_read_frames"]) == plan.total_frames
+        assert json.loads((tmp_path / mode / "out" / "video.report.json").read_text())["seams_summary"]["chaining"] == "bookend"
     data = yaml.safe_load(project.read_text())
     data["segments"] = [{"index": 1, "prompt": "the person nods"}]
     project.write_text(yaml.safe_dump(data, sort_keys=False))

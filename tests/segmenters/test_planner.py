@@ -176,9 +176,19 @@ def test_max_segment_s_is_respected_including_context():
     assert all(s.context_frames == 17 for s in plan.segments[1:])
 
 
-@pytest.mark.parametrize("chaining,context,expected", [("tail", 9, 9), ("last-frame", 9, 1), ("anchor", 9, 8)])
+@pytest.mark.parametrize("chaining,context,expected", [("tail", 9, 9), ("last-frame", 9, 1), ("anchor", 9, 8), ("bookend", 9, 0)])
 def test_context_per_chaining_mode(chaining, context, expected):
     assert context_frames_for(chaining, context, 8, FrameGrid(8, 32)) == expected
+
+
+def test_bookend_plan_has_no_context_and_follows_the_backends_frame_limit():
+    audio, _ = random_speech(120, 5)
+    plan = make_plan(audio, chaining="bookend", context=0, grid=FrameGrid(8, 32, max_frames=241))
+    assert_invariants(plan)
+    assert plan.chaining == "bookend"
+    assert all(s.context_frames == 0 and s.gen_start_frame == s.start_frame for s in plan.segments)
+    assert max(s.gen_frames for s in plan.segments) <= 241  # the endpoint's limit, below max_segment_s' 473
+    assert max(s.gen_frames for s in make_plan(audio, chaining="bookend", context=0).segments) > 241
 
 
 def test_tail_context_must_sit_on_the_grid():
