@@ -160,7 +160,7 @@ class ContextParallelTransformer:
                 return (split.local(first.view(batch, split.total), 1).reshape(-1), *args[1:])
             return None
 
-        for name in ("time_embed", "av_cross_attn_video_scale_shift", "av_cross_attn_video_a2v_gate"):
+        for name in ("av_cross_attn_video_scale_shift", "av_cross_attn_video_a2v_gate"):
             handle = getattr(model, name).register_forward_pre_hook(cut)
             stack.callback(handle.remove)
 
