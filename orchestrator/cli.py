@@ -370,7 +370,7 @@ def report(ctx: click.Context, video: Path, plan_file: Path | None, portrait: Pa
     """Measure seams, colour and identity drift, lip/audio sync and integrity of a finished video."""
     from orchestrator.preflight import Write, refuse_overwriting_inputs
     from segmenters.plan import Plan
-    from stitchers.report import REPORT_FILES, build_report, format_summary
+    from quality.report import REPORT_FILES, build_report, format_summary
 
     events = _setup(ctx)
     out_dir = out_dir or video.parent / (video.stem + ".report")
