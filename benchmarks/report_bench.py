@@ -68,7 +68,7 @@ def generate(path: Path, minutes: float, width: int, height: int, seed: int) -> 
 def child(video: Path, plan: Path | None, out_dir: Path) -> None:
     """Run in the timed process: build the report, print a JSON line with the timings."""
     from segmenters.plan import Plan
-    from stitchers.report import build_report, format_summary
+    from quality.report import build_report, format_summary
 
     t0 = time.perf_counter()
     rep = build_report(video, plan=Plan.load(plan) if plan else None, out_dir=out_dir)

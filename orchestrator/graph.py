@@ -494,7 +494,7 @@ class RunGraph:
                     "portrait": self._need("portrait").output_hash("portrait.png")}
 
     def _report_execute(self, w: EntryWriter) -> None:
-        from stitchers.report import build_report
+        from quality.report import build_report
 
         report = build_report(self._need("stitch").output("video.mp4"), plan=self._require_plan(),
                               portrait=self._need("portrait").output("portrait.png"), out_dir=w.dir,

@@ -156,7 +156,7 @@ def test_a_900_megapixel_portrait_is_told_to_downscale(tmp_path):
 
 
 def test_report_portrait_over_the_pixel_limit_is_a_sentence(tmp_path):
-    from stitchers.report_stream import load_portrait
+    from quality.stream import load_portrait
 
     with pytest.raises(MediaError, match=r"too many pixels \(30000×30000 = 900 MP"):
         load_portrait(_png_header_only(tmp_path / "huge.png", 30000, 30000))

@@ -338,8 +338,8 @@ def test_clean_keeps_a_chained_segment_whose_predecessor_is_missing(generated, t
 
 
 def test_full_run_leaves_no_stale_report_and_a_damaged_clip_says_redo(generated, tmp_path, capsys, monkeypatch):
-    import stitchers.report as report_mod
-    from stitchers.report import build_report
+    import quality.report as report_mod
+    from quality.report import build_report
 
     project, workdir = _copy_generated(generated, tmp_path / "g")
     out = tmp_path / "g" / "out" / "video.mp4"

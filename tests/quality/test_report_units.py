@@ -9,10 +9,10 @@ import cv2
 import numpy as np
 import pytest
 
-from stitchers.report_drift import analyse_color, analyse_identity, per_second
-from stitchers.report_face import CropGeometry, FaceBox, _haar, _skin, centre_box, crop, delta_e2000, hog, locate_face, track
-from stitchers.report_seams import detect_seams, score_joins
-from stitchers.report_sync import analyse_mouth, analyse_sync, speech_activity
+from quality.drift import analyse_color, analyse_identity, per_second
+from quality.face import CropGeometry, FaceBox, _haar, _skin, centre_box, crop, delta_e2000, hog, locate_face, track
+from quality.seams import detect_seams, score_joins
+from quality.sync import analyse_mouth, analyse_sync, speech_activity
 from tests.media_report import FACE_B, HeadRenderer
 
 FPS = Fraction(24)
@@ -184,7 +184,7 @@ def test_hog_ignores_brightness_and_contrast_but_not_a_different_face():
 
 
 def test_identity_patch_has_one_size_wherever_a_tracked_face_sits():
-    from stitchers.report_stream import _identity_patch
+    from quality.stream import _identity_patch
 
     work = np.random.default_rng(0).integers(0, 256, (200, 160), dtype=np.uint8)
     sizes = {_identity_patch(work, FaceBox(30 + dx, 40 + dy, 67.0, 83.0, "haar")).shape for dx in np.linspace(0, 1, 11) for dy in np.linspace(0, 1, 11)}

@@ -16,11 +16,10 @@ import pytest
 from PIL import Image
 
 from orchestrator.errors import MediaError
-from stitchers import report as report_mod
+from quality import report as report_mod
+from quality.face import FaceBox, delta_e2000
+from quality.report import MEASURES, Report, build_report, format_summary
 from stitchers.clip_io import ClipWriter
-from stitchers.report import MEASURES, Report, build_report, format_summary
-from stitchers.report_face import FaceBox
-from stitchers.report_face import delta_e2000
 from tests.media_report import Join, Spec, make_video, plan_for, write_portrait
 
 FPS = Fraction(24)
@@ -170,7 +169,7 @@ def test_clean_video_without_a_plan_flags_no_jump(clean):
 
 def test_skin_colour_detector_path_end_to_end(clean, monkeypatch):
     made, _, _, _ = clean
-    monkeypatch.setattr("stitchers.report_face._haar", lambda rgb: None)  # as with OpenCV 5, which has no cascades
+    monkeypatch.setattr("quality.face._haar", lambda rgb: None)  # as with OpenCV 5, which has no cascades
     rep = build_report(made.path, plan=made.plan)
     assert rep.face.method == "skin"
     assert rep.verdicts() == {m: "ok" for m in MEASURES}, format_summary(rep)
@@ -204,7 +203,7 @@ def test_sync_drift_is_found_and_its_direction_is_right(media):
 def test_mouth_found_by_audio_visual_synchrony_when_the_face_box_is_wrong(media, monkeypatch):
     made = _make(media, "wrongbox", Spec(seed=5, audio_delay_frames=-2))
     # a detector that looks at the wrong place: the bottom-left corner of the frame
-    monkeypatch.setattr("stitchers.report_stream.locate_face", lambda rgb: FaceBox(2.0, 240.0, 50.0, 60.0, "centre"))
+    monkeypatch.setattr("quality.stream.locate_face", lambda rgb: FaceBox(2.0, 240.0, 50.0, 60.0, "centre"))
     rep = build_report(made.path)
     assert rep.face.method == "centre"
     assert rep.sync.source == "motion grid"

@@ -16,8 +16,8 @@ from fractions import Fraction
 
 import numpy as np
 
+from quality.stream import StreamFeatures
 from segmenters.plan import Plan
-from stitchers.report_stream import StreamFeatures
 
 IRREGULAR_FRAC = 0.1  # a frame interval this far (in frames) from 1 is irregular
 

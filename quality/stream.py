@@ -26,7 +26,7 @@ import numpy as np
 from scipy import signal
 
 from orchestrator.errors import MediaError, not_a_file
-from stitchers.report_face import (
+from quality.face import (
     COLOUR_COLS,
     COLOUR_ROWS,
     IDENTITY_COLS,

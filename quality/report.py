@@ -3,9 +3,9 @@
 Seams at the joins, colour and identity drift over minutes, lip sync against
 the file's own audio (offset, drift, a mouth that moves in the pauses), and the
 container facts the stitcher promises. Classical signal processing only; one
-decode of the video (see ``report_stream``), then small per-frame arrays are
-analysed by ``report_seams``, ``report_drift``, ``report_sync`` and
-``report_integrity``. Each measure gets a verdict, ``ok`` / ``check`` / ``bad``,
+decode of the video (see ``quality.stream``), then small per-frame arrays are
+analysed by ``quality.seams``, ``quality.drift``, ``quality.sync`` and
+``quality.integrity``. Each measure gets a verdict, ``ok`` / ``check`` / ``bad``,
 with the reason and its worst moments as timestamps.
 
     report = build_report(Path("final.mp4"), plan=Plan.load("plan.json"), portrait=Path("me.png"), out_dir=Path("out"))
@@ -30,14 +30,14 @@ import numpy as np
 from orchestrator.atomic import atomic_write_text
 from orchestrator.errors import writing_to
 from orchestrator.timebase import format_timestamp, fps_str
+from quality.drift import ColorAnalysis, IdentityAnalysis, analyse_color, analyse_identity
+from quality.face import FaceBox
+from quality.integrity import IntegrityAnalysis, analyse_integrity
+from quality.seams import Seam, detect_seams, dissolve_frames, score_joins, seam_curves
+from quality.stream import StreamFeatures, load_portrait, stream_features
+from quality.sync import MouthAnalysis, SyncAnalysis, analyse_mouth, analyse_sync, locate_mouth, speech_activity
 from segmenters.plan import Plan
 from stitchers.clip_io import probe_video
-from stitchers.report_drift import ColorAnalysis, IdentityAnalysis, analyse_color, analyse_identity
-from stitchers.report_face import FaceBox
-from stitchers.report_integrity import IntegrityAnalysis, analyse_integrity
-from stitchers.report_seams import Seam, detect_seams, dissolve_frames, score_joins, seam_curves
-from stitchers.report_stream import StreamFeatures, load_portrait, stream_features
-from stitchers.report_sync import MouthAnalysis, SyncAnalysis, analyse_mouth, analyse_sync, locate_mouth, speech_activity
 
 REPORT_VERSION = 1
 MEASURES = ("seams", "color", "identity", "sync", "mouth", "integrity")
@@ -631,7 +631,7 @@ def _finding(f: Finding, fps: Fraction) -> dict:
 
 def write_outputs(report: Report, out_dir: Path) -> Report:
     """Write report.json, report.png and (when a join was captured) contact_sheet.png; return the report naming them."""
-    from stitchers.report_plot import write_contact_sheet, write_report_png
+    from quality.plot import write_contact_sheet, write_report_png
 
     with writing_to(out_dir, f"write the report into {out_dir}", elsewhere="pass --out with another folder"):
         out_dir.mkdir(parents=True, exist_ok=True)

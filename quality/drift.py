@@ -17,7 +17,7 @@ from fractions import Fraction
 
 import numpy as np
 
-from stitchers.report_face import cosine, delta_e2000
+from quality.face import cosine, delta_e2000
 
 BASELINE_S = 3  # seconds that set "how it started"
 SMOOTH_S = 3  # running median for the identity drop

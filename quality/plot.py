@@ -16,7 +16,7 @@ from orchestrator.atomic import atomic_path
 from orchestrator.timebase import format_timestamp
 
 if TYPE_CHECKING:
-    from stitchers.report import Report
+    from quality.report import Report
 
 _COLOURS = {"ok": "#2e7d32", "check": "#ef6c00", "bad": "#c62828"}
 
@@ -151,7 +151,7 @@ def write_contact_sheet(report: "Report", path: Path) -> tuple[bool, str | None]
     """Frames either side of the worst join, with the difference across it; (written, why not)."""
     from PIL import Image, ImageDraw
 
-    from stitchers.report import _sheet_frames, worst_seam
+    from quality.report import _sheet_frames, worst_seam
 
     seam = worst_seam(report)
     if seam is None:
