@@ -72,12 +72,14 @@ def pick_lengths(lengths: list[int], count: int) -> list[int]:
     return [distinct[i] for i in index]
 
 
-def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list[int], context_frames: int, work: Path, log) -> dict:
+def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list[int], context_frames: int, work: Path, log, out: dict | None = None, on_row=None) -> dict:
     """Per-pass times at each length with a loaded generator running one unguided stage-1 step + the 3 stage-2 steps.
 
     A first segment at the first length is run and discarded, so one-time warm-ups are not billed to a length.
+    Rows go into ``out`` as they are measured and ``on_row()`` is called after each, so a run stopped at its time
+    limit keeps the lengths it finished.
     """
-    out: dict[int, dict] = {}
+    out = {} if out is None else out
     rng = np.random.RandomState(0)
     context = rng.randint(0, 256, (context_frames, height, width, 3)).astype(np.uint8)
     for index, frames in enumerate([lengths[0], *lengths]):
@@ -93,6 +95,8 @@ def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list
             log(f"  [plan {width}x{height}] warm-up at {frames} frames: {wall:.2f} s (discarded)")
             continue
         out[frames] = row
+        if on_row is not None:
+            on_row()
         log(f"  [plan {width}x{height}] {frames} frames: stage-1 pass {row['stage1_pass_s']:.2f} s, stage-2 pass "
             f"{row['stage2_pass_s']:.2f} s, rest {row['rest_s']:.2f} s")  # fmt: skip
     return out

@@ -739,12 +739,11 @@ def main(argv: list[str] | None = None) -> int:
                 lengths = [f for p in plans.values() if tuple(p["size"]) == size for f in p["gen_frames"]]
                 chosen = PB.pick_lengths(lengths, args.plan_max_lengths)
                 context_frames = next(p["context_frames"] for p in plans.values() if tuple(p["size"]) == size)
-                measured["%dx%d" % size] = PB.measure_lengths(
-                    gen, make_request, width=size[0], height=size[1], lengths=chosen, context_frames=context_frames, work=work, log=log
-                )
-                save_plan = {"plans": plans, "measured": measured, "fixed_s": fixed_s}
-                figures["plan"] = {**save_plan, "priced": {}}
-                save()
+                figures["plan"] = {"plans": plans, "measured": measured, "fixed_s": fixed_s, "priced": {}}
+                PB.measure_lengths(
+                    gen, make_request, width=size[0], height=size[1], lengths=chosen, context_frames=context_frames, work=work, log=log,
+                    out=measured.setdefault("%dx%d" % size, {}), on_row=save,
+                )  # fmt: skip
         finally:
             gen.close()
         temporal, spatial = vae_compression_from_config(model_dir)

@@ -76,3 +76,28 @@ def test_tiny_plan_and_options_sections_run_on_cpu(tmp_path):
     assert fused["latent_rel_err"] < 1e-5 and rows["lora-fused"]["exactness"] == "exact"
     assert "sageattention" in rows["sage"]["error"]  # not installable here: reported, not fatal
     assert "vs lora-unfused: stage 2 x" in proc.stdout
+
+
+def test_measured_lengths_are_kept_as_they_finish(tmp_path):
+    """A run stopped at its time limit keeps the lengths it measured: rows land in ``out`` and ``on_row`` fires per length."""
+    from types import SimpleNamespace
+
+    from benchmarks.ltx2_bench_plan import measure_lengths
+
+    class StoppedAtSecond:
+        calls = 0
+
+        def encode_prompts(self, prompts):
+            pass
+
+        def generate(self, req):
+            self.calls += 1
+            if self.calls == 3:  # warm-up, first length, then the time limit
+                raise KeyboardInterrupt
+            return SimpleNamespace(timings_s={"stage1": 1.0, "stage2": 3.0})
+
+    out, saved = {}, []
+    with pytest.raises(KeyboardInterrupt):
+        measure_lengths(StoppedAtSecond(), lambda index, **kw: SimpleNamespace(prompt="p"), width=64, height=64, lengths=[9, 17],
+                        context_frames=1, work=tmp_path, log=lambda *a: None, out=out, on_row=lambda: saved.append(dict(out)))  # fmt: skip
+    assert list(out) == [9] and out[9]["stage2_pass_s"] == pytest.approx(1.0) and saved == [out]
