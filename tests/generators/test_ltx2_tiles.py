@@ -7,6 +7,7 @@ The tiny model's VAE is 4 px per latent: at 96×96 stage 2 is 24×24 latents, so
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import subprocess
 
@@ -33,10 +34,12 @@ def tiny_model(tmp_path_factory):
 
 def run(tiny_model, tmp_path, name, **kw):
     g = LTX2Generator(options(tiny_model, **kw), cache_dir=tmp_path / "cache")
-    req = request(tmp_path / name, seed=11)
-    req = type(req)(**{**req.__dict__, "width": SIDE, "height": SIDE, "portrait": _portrait()})
-    g.generate(req)
+    g.generate(_request(tmp_path / name))
     return g, g.last_output.latents, g.pipeline.decode_to_uint8(g.last_output.latents).cpu()
+
+
+def _request(out_dir):
+    return dataclasses.replace(request(out_dir, seed=11), width=SIDE, height=SIDE, portrait=_portrait())
 
 
 def _portrait():
@@ -98,8 +101,7 @@ def test_2x2_tiles_differ_from_untiled_by_a_bounded_amount(tiny_model, untiled, 
     g = LTX2Generator(options(tiny_model, stage2_tile_px=64, stage2_tile_overlap_px=32), cache_dir=tmp_path / "cache")
     g.load()
     handle = g.pipeline.transformer.register_forward_pre_hook(lambda _m, _a, kw: calls.append(kw["hidden_states"].shape[1]), with_kwargs=True)
-    req = request(tmp_path / "tiles", seed=11)
-    g.generate(type(req)(**{**req.__dict__, "width": SIDE, "height": SIDE, "portrait": _portrait()}))
+    g.generate(_request(tmp_path / "tiles"))
     handle.remove()
     lat, frames = g.last_output.latents, g.pipeline.decode_to_uint8(g.last_output.latents).cpu()
     stage1 = g.last_output.stages[0]
