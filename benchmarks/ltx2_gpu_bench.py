@@ -567,6 +567,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--segments", type=int, default=3)
     ap.add_argument("--num-frames", type=int, default=481)
     ap.add_argument("--plan-max-lengths", type=int, default=6, help="plan section: measure at most this many distinct segment lengths per size (0: all); the rest are interpolated")
+    ap.add_argument("--plan-json", type=Path, default=None, help="plan section: take the explainer's plans from this JSON "
+                    "(as demo_plans writes them; sizes measured in its order) instead of planning here")
     ap.add_argument("--options", default=None, help="options section: which option sets (default all; see benchmarks/ltx2_bench_options.py)")
     ap.add_argument("--options-size", default=None, help="options section: WxH (default 1088x1920)")
     ap.add_argument("--options-frames", type=int, default=None, help="options section: frames per segment (default 241)")
@@ -718,7 +720,11 @@ def main(argv: list[str] | None = None) -> int:
 
         sizes = [(w, h), (1080, 1920) if not args.tiny else (big["width"], big["height"])]
         log(f"plan: the bundled explainer planned at {sizes}, recipes {list(PB.RECIPES)}")
-        plans = PB.demo_plans(model_dir, sizes, work, tiny=args.tiny)
+        if args.plan_json and args.plan_json.is_file():
+            # Planned elsewhere (the captions step needs espeak-ng, which a bare GPU machine lacks); measured here.
+            plans = json.loads(args.plan_json.read_text())
+        else:
+            plans = PB.demo_plans(model_dir, sizes, work, tiny=args.tiny)
         # One pass per stage-1 step (no guidance) and 1 step: each stage's per-pass time, measured.
         gen = LTX2Generator(opts(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0), cache_dir=work / "plan-cache")
         t = time.perf_counter()

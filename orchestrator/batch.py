@@ -39,8 +39,11 @@ def expand_project_paths(paths: list[Path]) -> list[Path]:
 
 
 def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str | None = None, redo: set[int] = frozenset(),
-                 gpus: int | None = None, address: str | None = None) -> list[ProjectRun]:
-    """Run every project; never raises for one project's failure (Ctrl-C still stops everything, work kept)."""
+                 gpus: int | None = None, address: str | None = None, accept_cost: bool = False) -> list[ProjectRun]:
+    """Run every project; never raises for one project's failure (Ctrl-C still stops everything, work kept).
+
+    Each project's ``generator.max_cost_usd`` is enforced as in a single run, unless ``accept_cost`` (``--yes``).
+    """
     from orchestrator.clean import register_project
     from orchestrator.config import load_project
     from orchestrator.preflight import check_project
@@ -62,8 +65,9 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
                 lock.acquire()
                 stack.callback(lock.release)
                 register_project(project.workdir, project.project_file)
+                run.max_cost_usd = None if accept_cost else getattr(project.generator, "max_cost_usd", None)
                 if gpus or address:
-                    graph.begin(redo=redo)
+                    graph.begin(redo=redo, max_cost_usd=run.max_cost_usd)
                     graph.run_step("portrait", run.summary)
             except LongtakeError as exc:
                 run = run or ProjectRun(name, None, None)  # type: ignore[arg-type]
@@ -81,7 +85,7 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
         else:
             for run in live:
                 try:
-                    run.summary = run.graph.run(redo=run.redo)
+                    run.summary = run.graph.run(redo=run.redo, max_cost_usd=run.max_cost_usd)
                 except LongtakeError as exc:
                     run.fail(str(exc), exc.exit_code)
                 except Exception as exc:  # noqa: BLE001 - one project's bug must not stop the others

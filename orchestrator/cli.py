@@ -209,17 +209,17 @@ def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, onl
         return
     if only_segments is not None or dry_run:
         raise ConfigError("--only-segments and --dry-run take one project and no --gpus/--ray")
-    _run_many(ctx, paths, json_out, _parse_indices(redo, "--redo") or set(), vad, gpus, ray_address)
+    _run_many(ctx, paths, json_out, _parse_indices(redo, "--redo") or set(), vad, gpus, ray_address, yes)
 
 
-def _run_many(ctx, paths, json_out, redo_set, vad, gpus, ray_address) -> None:
+def _run_many(ctx, paths, json_out, redo_set, vad, gpus, ray_address, yes=False) -> None:
     from orchestrator.batch import exit_code, format_summary, run_projects
 
     if redo_set and len(paths) > 1:
         raise ConfigError("--redo names segments of one project; give it one project file")
     events = _setup(ctx, json_out)
     try:
-        runs = run_projects(paths, events=events, json_out=json_out, vad=vad, redo=redo_set, gpus=gpus, address=ray_address)
+        runs = run_projects(paths, events=events, json_out=json_out, vad=vad, redo=redo_set, gpus=gpus, address=ray_address, accept_cost=yes)
     finally:
         events.clear()
     if not json_out:

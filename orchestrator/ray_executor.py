@@ -118,6 +118,7 @@ class ProjectRun:
     project: Project
     graph: RunGraph
     redo: set[int] = field(default_factory=set)
+    max_cost_usd: float | None = None  # generator.max_cost_usd unless --yes; checked before the first segment
     summary: RunSummary = field(default_factory=RunSummary)
     error: str | None = None
     exit_code: int = 0

@@ -254,6 +254,19 @@ def test_run_refuses_above_max_cost_unless_yes(tmp_path, fake, speech_flac, port
     assert code == 0, err
 
 
+def test_a_batch_enforces_each_projects_cost_limit_unless_yes(tmp_path, fake, speech_flac, portrait_png, monkeypatch, capsys):
+    """`longtake run a.yaml b.yaml` guards the money like a single run: the dear project stops before any submission."""
+    dear = fal_project(tmp_path / "dear", speech_flac, portrait_png, "bookend", max_cost_usd=0.0)
+    cheap = fal_project(tmp_path / "cheap", speech_flac, portrait_png, "bookend")
+    code, out, _err = run_in_process(dear, monkeypatch, capsys, fake, str(cheap))
+    finished = {e["project"]: e for e in events(subprocess.CompletedProcess([], 0, out, "")) if e["event"] == "project_finished"}
+    assert code == 1 and finished[str(cheap)]["ok"] and not finished[str(dear)]["ok"]
+    assert "above generator.max_cost_usd $0.00" in finished[str(dear)]["error"]
+    assert fake.submissions == len(plan_of(tmp_path / "cheap")["segments"])  # nothing of the dear project was paid for
+    code, _out, err = run_in_process(dear, monkeypatch, capsys, fake, str(cheap), "--yes")
+    assert code == 0, err
+
+
 def test_a_kill_while_submitting_is_warned_about(tmp_path, fake, speech_flac, portrait_png, monkeypatch, capsys):
     project = fal_project(tmp_path / "p", speech_flac, portrait_png, "last-frame")
     real_submit = falgen.FalGenerator._submit_request
