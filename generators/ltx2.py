@@ -35,6 +35,7 @@ import numpy as np
 
 from generators import register
 from generators.base import GenerateRequest, GenerateResult, Generator, ProgressFn
+from generators.ltx2_tiles import Stage2Tiling
 from orchestrator.errors import GeneratorError
 from segmenters.plan import FrameGrid
 
@@ -336,6 +337,7 @@ class LTX2Generator(Generator):
         pipe.reference_release = getattr(o, "reference_release", pipe.reference_release)
         L.place_pipeline(pipe, device=o.device, offload=o.offload, fp8_storage=getattr(o, "fp8_storage", False), dtype=o.dtype)
         self.speed = apply_speed_options(pipe, o, stage2_adapter=self._stage2_adapter)
+        pipe.stage2_tiling = Stage2Tiling.from_options(o)
         if self.speed.fused_lora is not None:
             self._stage2_adapter = None  # stage 2 swaps in the fused weights instead of switching PEFT's adapter on
         self.pipeline = pipe

@@ -102,6 +102,20 @@ def video_tokens(width: int, height: int, num_frames: int, *, temporal: int = 8,
     return ((num_frames - 1) // temporal + 1 + keyframes) * (height // spatial) * (width // spatial)
 
 
+def stage2_forward_seconds(recipe: "LTX2Recipe", width: int, height: int, num_frames: int) -> float:
+    """One stage-2 pass: over the whole latent, or one forward per spatial tile (each repeats the fixed cost and the
+    audio stream; overlaps are computed twice). The per-tile sum is this fit's extrapolation, not yet measured."""
+    shape = dict(temporal=recipe.temporal, spatial=recipe.spatial, keyframes=recipe.keyframes)
+    if not recipe.stage2_tile_px:
+        return forward_seconds(video_tokens(width, height, num_frames, **shape))
+    from generators.ltx2_tiles import Stage2Tiling
+
+    tiling = Stage2Tiling(recipe.stage2_tile_px, recipe.stage2_tile_overlap_px)
+    frames = (num_frames - 1) // recipe.temporal + 1 + recipe.keyframes
+    tiles = tiling.tile_tokens(height // recipe.spatial, width // recipe.spatial, frames, recipe.spatial)
+    return sum(forward_seconds(t) for t in tiles)
+
+
 @dataclass(frozen=True)
 class LTX2Recipe:
     """The parts of ``LTX2Options`` that set the work of one segment."""
@@ -111,6 +125,8 @@ class LTX2Recipe:
     passes_per_step: int = 1
     keyframes: int = 0  # appended keyframe latent frames (the identity anchor)
     unfused_lora: bool = False
+    stage2_tile_px: int = 0  # ltx2_tiles: stage 2 per spatial tile; 0 = one pass over the whole latent
+    stage2_tile_overlap_px: int = 64
     temporal: int = 8
     spatial: int = 32
 
@@ -134,11 +150,14 @@ class LTX2Recipe:
             passes_per_step=passes,
             keyframes=1 if getattr(options, "identity_anchor_strength", 0.0) > 0 else 0,
             unfused_lora=lora,
+            stage2_tile_px=int(getattr(options, "stage2_tile_px", 0) or 0),
+            stage2_tile_overlap_px=int(getattr(options, "stage2_tile_overlap_px", 64)),
         )
 
     def describe(self) -> str:
         stage1 = f"stage 1 {self.stage1_steps} steps × {self.passes_per_step} pass{'es' if self.passes_per_step > 1 else ''}"
-        return stage1 + (f", stage 2 {STAGE2_STEPS} steps" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
+        tiles = f" in {self.stage2_tile_px}px tiles" if self.stage2_tile_px else ""
+        return stage1 + (f", stage 2 {STAGE2_STEPS} steps{tiles}" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
 
 
 class LTX2CostModel(CostModel):
@@ -159,7 +178,7 @@ class LTX2CostModel(CostModel):
             t2 = video_tokens(width, height, num_frames, **shape)
             _c0, c1, _c2 = forward_coefficients()
             lora = UNFUSED_LORA_LINEAR_OVERHEAD * c1 * t2 if r.unfused_lora else 0.0
-            stage2 = STAGE2_STEPS * (forward_seconds(t2) + lora)
+            stage2 = STAGE2_STEPS * (stage2_forward_seconds(r, width, height, num_frames) + lora)
         else:
             stage1 = r.stage1_steps * r.passes_per_step * forward_seconds(video_tokens(width, height, num_frames, **shape))
             stage2 = 0.0

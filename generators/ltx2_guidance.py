@@ -99,6 +99,7 @@ class DenoiseInputs:
     num_train_timesteps: int = 1000
     use_cross_timestep: bool = True
     reference_release: str = DEFAULT_REFERENCE_RELEASE
+    tiles: "list | None" = None  # ltx2_tiles.TokenTile: run each pass per spatial tile and blend (stage2_tile_px)
 
 
 @contextmanager
@@ -224,6 +225,11 @@ def denoise_video_frozen_audio(
     audio_in = inputs.audio_latents.to(compute_dtype)
     batch = latents.shape[0]
     sigmas = inputs.sigmas.to(device=latents.device, dtype=torch.float32)
+    run_pass = transformer_pass
+    if inputs.tiles is not None:
+        from generators.ltx2_tiles import tiled_pass
+
+        run_pass = tiled_pass(transformer_pass, inputs.tiles)
 
     for step in range(len(sigmas) - 1):
         sigma, sigma_next = sigmas[step], sigmas[step + 1]
@@ -234,7 +240,7 @@ def denoise_video_frozen_audio(
 
         x0 = {}
         for name in predictions:
-            velocity = transformer_pass(
+            velocity = run_pass(
                 transformer,
                 name=name,
                 latents=model_in,

@@ -38,6 +38,7 @@ from diffusers.pipelines.ltx2.utils import DISTILLED_SIGMA_VALUES, STAGE_2_DISTI
 from generators.ltx2_audio import audio_latent_frames, encode_audio_latents
 from generators.ltx2_guidance import DEFAULT_REFERENCE_RELEASE, DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
 from generators.ltx2_text import PromptEmbeddings
+from generators.ltx2_tiles import Stage2Tiling, token_tiles
 
 __all__ = [
     "A2VResult",
@@ -176,6 +177,7 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         self.compute_dtype: torch.dtype = getattr(transformer, "dtype", torch.float32)
         self.device_override: torch.device | None = None
         self.reference_release: str = DEFAULT_REFERENCE_RELEASE
+        self.stage2_tiling: Stage2Tiling | None = None  # ltx2_tiles: stage 2 per overlapping spatial tile
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -320,6 +322,8 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             num_train_timesteps=int(self.scheduler.config.get("num_train_timesteps", 1000)),
             use_cross_timestep=self.use_cross_timestep,
             reference_release=self.reference_release,
+            tiles=None if stage_name != "stage2" or self.stage2_tiling is None
+            else token_tiles(video_coords, self.stage2_tiling, self.vae_spatial_compression_ratio),
         )
         with clock(stage_name):
             final = denoise_video_frozen_audio(self.transformer, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)

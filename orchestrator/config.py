@@ -140,6 +140,21 @@ class LTX2Options(_GeneratorBase):
     compile: Literal["off", "blocks"] = "off"
     attention: Literal["auto", "native", "sage", "sage-hub"] = "auto"
     stage2_lora_mode: Literal["unfused", "fused"] = "unfused"
+    # Stage 2 per overlapping spatial tile of this many output pixels (generators/ltx2_tiles.py; approximate): 0 = off.
+    stage2_tile_px: int = Field(0, ge=0)
+    stage2_tile_overlap_px: int = Field(64, ge=0)
+
+    @model_validator(mode="after")
+    def _stage2_tiles(self) -> "LTX2Options":
+        if self.stage2_tile_px:
+            from generators.ltx2_tiles import Stage2Tiling
+            from orchestrator.errors import GeneratorError
+
+            try:
+                Stage2Tiling(self.stage2_tile_px, self.stage2_tile_overlap_px)
+            except GeneratorError as exc:  # a config error here: pydantic reports a ValueError as the model's
+                raise ValueError(str(exc)) from exc
+        return self
 
     @field_validator("fp8_linears", "compile", mode="before")
     @classmethod
