@@ -209,12 +209,23 @@ GUIDED = dict(cfg_scale=3.0, stg_scale=1.0, rescale_scale=0.7, modality_scale=3.
 PASSES = ("pred_cond", "pred_uncond", "pred_cond_stg", "pred_cond_modality")  # the order both sides call them in
 
 
+def _reference_guided_denoiser(official, ctx):
+    """ltx-pipelines' own guided denoising function (video guided as GUIDED, audio unguided) around ltx-core's model."""
+    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
+    from ltx_core.model.transformer import X0Model
+    from ltx_pipelines.utils import helpers
+
+    return helpers.multi_modal_guider_denoising_func(
+        video_guider=MultiModalGuider(params=MultiModalGuiderParams(**GUIDED), negative_context=ctx["v_neg"]),
+        audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
+        v_context=ctx["v_pos"], a_context=ctx["a_pos"], transformer=X0Model(official.transformer),
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize("release", ["ltx-2-1.2.0", "ltx-2-1.0.0"])
 def test_guided_step_matches_the_reference_pass_by_pass(official, diffusers_transformer, release, monkeypatch):
     """One guided stage-1 step: each of the four passes' video velocity, then the guided and stepped latents."""
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
-    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
-    from ltx_core.model.transformer import X0Model
     from ltx_pipelines.utils.helpers import post_process_latent
 
     from generators.ltx2_guidance import DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
@@ -222,18 +233,13 @@ def test_guided_step_matches_the_reference_pass_by_pass(official, diffusers_tran
 
     if release == "ltx-2-1.2.0":
         _patch_ltx_core_to_1_2_0(monkeypatch)
-    from ltx_pipelines.utils import helpers
 
     video, audio, ctx, fps = _latent_states(official)
     sigmas = torch.tensor([0.7, 0.55, 0.0])
 
     # Reference: ltx-pipelines' own guided denoising function around ltx-core's model, then its Euler step.
     ref_rec = _Recorder(official.transformer)
-    denoise = helpers.multi_modal_guider_denoising_func(
-        video_guider=MultiModalGuider(params=MultiModalGuiderParams(**GUIDED), negative_context=ctx["v_neg"]),
-        audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
-        v_context=ctx["v_pos"], a_context=ctx["a_pos"], transformer=X0Model(official.transformer),
-    )  # fmt: skip
+    denoise = _reference_guided_denoiser(official, ctx)
     with torch.no_grad():
         ref_x0, _ = denoise(video, audio, sigmas, 0)
         ref_next = EulerDiffusionStep().step(video.latent, post_process_latent(ref_x0, video.denoise_mask, video.clean_latent), sigmas, 0)
@@ -285,8 +291,6 @@ def test_generator_passes_the_reference_release_option_to_the_loop():
 def test_whole_guided_stage1_loop_matches_the_references(official, diffusers_transformer, release, monkeypatch):
     """The reference's Euler loop over LTX2Scheduler's 4-step schedule against longtake's, from the same noised state."""
     from ltx_core.components.diffusion_steps import EulerDiffusionStep
-    from ltx_core.components.guiders import MultiModalGuider, MultiModalGuiderParams
-    from ltx_core.model.transformer import X0Model
     from ltx_pipelines.utils.samplers import euler_denoising_loop
 
     from generators.ltx2_guidance import DenoiseInputs, VideoGuidance, denoise_video_frozen_audio
@@ -295,15 +299,10 @@ def test_whole_guided_stage1_loop_matches_the_references(official, diffusers_tra
 
     if release == "ltx-2-1.2.0":
         _patch_ltx_core_to_1_2_0(monkeypatch)
-    from ltx_pipelines.utils import helpers
 
     video, audio, ctx, fps = _latent_states(official, seed=3)
     sigmas = LTX2Scheduler().execute(steps=4)
-    denoise = helpers.multi_modal_guider_denoising_func(
-        video_guider=MultiModalGuider(params=MultiModalGuiderParams(**GUIDED), negative_context=ctx["v_neg"]),
-        audio_guider=MultiModalGuider(params=MultiModalGuiderParams()),
-        v_context=ctx["v_pos"], a_context=ctx["a_pos"], transformer=X0Model(official.transformer),
-    )  # fmt: skip
+    denoise = _reference_guided_denoiser(official, ctx)
     with torch.no_grad():
         ref_video, ref_audio = euler_denoising_loop(sigmas, video, audio, EulerDiffusionStep(), denoise)
 
