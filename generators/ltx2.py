@@ -95,6 +95,31 @@ class LTX2Stats:
     segments: int = 0
 
 
+@dataclass
+class PipelineJob:
+    """One segment's denoising inputs as plain data: rank 0 builds it, context-parallel workers get a host copy."""
+
+    positive: Any  # ltx2_text.PromptEmbeddings
+    negative: Any  # PromptEmbeddings | None
+    audio_latents: Any  # torch.Tensor, packed
+    conditions: list  # LTX2VideoCondition (uint8 frames)
+    height: int
+    width: int
+    num_frames: int
+    fps: float
+    steps1: int
+    seed: int
+    segment_index: int = 0
+
+    def to_host(self) -> "PipelineJob":
+        from dataclasses import replace
+
+        import torch
+
+        host = lambda e: None if e is None else e.to(torch.device("cpu"), e.video.dtype)  # noqa: E731
+        return replace(self, positive=host(self.positive), negative=host(self.negative), audio_latents=self.audio_latents.cpu())
+
+
 def build_conditions(request: GenerateRequest, *, image_crf: int, temporal: int) -> list:
     """The video conditions a segment starts from, by chaining mode (see DESIGN.md, "Chaining modes")."""
     from generators.ltx2_pipeline import LTX2VideoCondition
@@ -191,6 +216,7 @@ class LTX2Generator(Generator):
         self._stage2_adapter: tuple[str, float] | None = None
         self._preflighted: set[tuple[int, int, int, bool]] = set()
         self.speed = None  # ltx2_speed.SpeedState once loaded
+        self._cp = None  # ltx2_cp_launch.ContextParallelGroup while context_parallel > 1
 
     # ------------------------------------------------------------------------------ shape rules
     @classmethod
@@ -299,7 +325,29 @@ class LTX2Generator(Generator):
 
     # ------------------------------------------------------------------------------ lifecycle
     def load(self) -> None:
-        """Check the device and the folder, then load the generation components once (idempotent)."""
+        """Check the device and the folder, then load the generation components once (idempotent).
+
+        With ``context_parallel`` N > 1 the N-1 worker processes start first and load the same model beside this one.
+        """
+        cp_world = int(getattr(self.options, "context_parallel", 1) or 1)
+        if self.pipeline is not None and (cp_world == 1 or self._cp is not None):
+            return
+        if cp_world > 1:
+            from generators.ltx2_cp_launch import ContextParallelGroup
+
+            self._cp = ContextParallelGroup(self.options, cp_world)
+            try:
+                self._cp.start()
+                self._load_pipeline()
+                self._cp.attach(self.pipeline)
+            except BaseException:
+                self._cp.close()
+                self._cp = None
+                raise
+            return
+        self._load_pipeline()
+
+    def _load_pipeline(self) -> None:
         if self.pipeline is not None:
             return
         from generators import ltx2_loading as L
@@ -346,6 +394,9 @@ class LTX2Generator(Generator):
     def close(self) -> None:
         import gc
 
+        if self._cp is not None:
+            self._cp.close()
+            self._cp = None
         self.pipeline = None
         self.last_output = None
         gc.collect()
@@ -458,6 +509,34 @@ class LTX2Generator(Generator):
         )
 
     # ------------------------------------------------------------------------------ one segment
+    def denoise(self, job: "PipelineJob", *, on_step=None, clock=None):
+        """Run the two stages for ``job`` (``A2VResult``); what a context-parallel worker runs for each segment too."""
+        import torch
+
+        from generators import ltx2_loading as L
+
+        pipe = self.pipeline
+        L.configure_vae_tiling(pipe, self.options.vae_tiling, width=job.width, height=job.height, num_frames=job.num_frames)
+        return pipe(
+            prompt_embeds=job.positive,
+            negative_prompt_embeds=job.negative,
+            audio_latents=job.audio_latents,
+            conditions=job.conditions,
+            height=job.height,
+            width=job.width,
+            num_frames=job.num_frames,
+            frame_rate=job.fps,
+            num_inference_steps=job.steps1,
+            guidance=self.guidance(),
+            two_stage=self.two_stage,
+            distilled_stage1=self.distilled_stage1,
+            generator=torch.Generator("cpu").manual_seed(job.seed),
+            stage2_adapter=self._stage2_adapter,
+            stage2_weights=self.speed.stage2_weights() if self.speed is not None else None,
+            on_step=on_step,
+            clock=clock,
+        )
+
     def _check_request(self, request: GenerateRequest) -> None:
         where = f"segment {request.segment_index}"
         if request.portrait.dtype != np.uint8 or request.portrait.ndim != 3 or request.portrait.shape[2] != 3:
@@ -475,8 +554,6 @@ class LTX2Generator(Generator):
 
     def generate(self, request: GenerateRequest, progress: ProgressFn | None = None) -> GenerateResult:
         import time
-
-        import torch
 
         from generators import ltx2_loading as L
         from concurrent.futures import ThreadPoolExecutor
@@ -501,12 +578,15 @@ class LTX2Generator(Generator):
             positive = drop_all_ones_mask(positive, why)
             negative = None if negative is None else drop_all_ones_mask(negative, why)
         conditions = build_conditions(request, image_crf=o.image_crf, temporal=pipe.vae_temporal_compression_ratio)
-        L.configure_vae_tiling(pipe, o.vae_tiling, width=request.width, height=request.height, num_frames=request.num_frames)
         with clock("condition_encode"):
             audio_latents = pipe.encode_audio(request.audio, request.sample_rate_hz, request.num_frames, fps)
+        job = PipelineJob(
+            positive=positive, negative=negative, audio_latents=audio_latents, conditions=conditions, height=request.height,
+            width=request.width, num_frames=request.num_frames, fps=fps, steps1=8 if self.distilled_stage1 else o.stage1_steps,
+            seed=int(request.seed), segment_index=request.segment_index,
+        )  # fmt: skip
 
-        steps1 = 8 if self.distilled_stage1 else o.stage1_steps
-        total = steps1 + (3 if self.two_stage else 0) + 2
+        total = job.steps1 + (3 if self.two_stage else 0) + 2
         done = 0
 
         def on_step(stage: str, _index: int) -> None:
@@ -515,25 +595,17 @@ class LTX2Generator(Generator):
             if progress is not None:
                 progress(done, total, stage)
 
-        result = pipe(
-            prompt_embeds=positive,
-            negative_prompt_embeds=negative,
-            audio_latents=audio_latents,
-            conditions=conditions,
-            height=request.height,
-            width=request.width,
-            num_frames=request.num_frames,
-            frame_rate=fps,
-            num_inference_steps=steps1,
-            guidance=self.guidance(),
-            two_stage=self.two_stage,
-            distilled_stage1=self.distilled_stage1,
-            generator=torch.Generator("cpu").manual_seed(int(request.seed)),
-            stage2_adapter=self._stage2_adapter,
-            stage2_weights=self.speed.stage2_weights() if self.speed is not None else None,
-            on_step=on_step,
-            clock=clock,
-        )
+        if self._cp is not None:
+            # Every worker runs the same job on its GPU; only this process goes on to decode and write.
+            try:
+                result = self._cp.run(job, lambda: self.denoise(job, on_step=on_step, clock=clock))
+            except BaseException:
+                # The group shut itself down; the next segment (or run) starts a fresh one.
+                self._cp = None
+                self.pipeline.context_parallel = None
+                raise
+        else:
+            result = self.denoise(job, on_step=on_step, clock=clock)
         self.last_output = result
         if o.offload == "model":
             pipe.maybe_free_model_hooks()  # the transformer leaves the GPU before the decode

@@ -21,7 +21,7 @@ processor, while the video→audio cross-attention needs video keys gathered und
 
 Not supported (a clear error): a video self-attention mask, and STG with a batch that perturbs only some elements
 (longtake runs its guidance passes at batch 1, so STG blocks are either fully perturbed or not at all).
-Not yet wired into the pipeline: see README "Many GPUs".
+``generators.ltx2_cp_launch`` runs it in the pipeline: one process per GPU, each with its own copy of the model.
 """
 
 from __future__ import annotations
@@ -85,9 +85,11 @@ class ContextParallelTransformer:
     """Call an ``LTX2VideoTransformer3DModel`` with its video tokens split over ``group`` (default: the world group).
 
     Attribute access falls through to the wrapped model, so code that hooks its submodules keeps working.
+    ``latents_from``: a rank whose video latents every rank takes before splitting. Each process of a pipeline keeps
+    its own latents; they agree to the bit when every GPU computes alike, and this makes them agree when one does not.
     """
 
-    def __init__(self, transformer, group=None) -> None:
+    def __init__(self, transformer, group=None, *, latents_from: int | None = None) -> None:
         import torch.distributed as dist
 
         if not dist.is_initialized():
@@ -96,6 +98,7 @@ class ContextParallelTransformer:
         self.group = group
         self.world = dist.get_world_size(group)
         self.rank = dist.get_rank(group)
+        self.latents_from = latents_from
 
     def __getattr__(self, name: str) -> Any:
         # Only reached for names not set in __init__.
@@ -109,6 +112,11 @@ class ContextParallelTransformer:
         if kwargs.get("video_self_attention_mask") is not None:
             raise NotImplementedError("context parallelism does not split a video self-attention mask")
         batch, total = hidden_states.shape[:2]
+        if self.latents_from is not None:
+            import torch.distributed as dist
+
+            hidden_states = hidden_states.contiguous().clone()
+            dist.broadcast(hidden_states, src=dist.get_global_rank(self.group, self.latents_from) if self.group is not None else self.latents_from, group=self.group)
         split = TokenSplit(total=total, world=self.world, rank=self.rank)
 
         video_coords = kwargs.get("video_coords")

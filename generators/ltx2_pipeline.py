@@ -178,6 +178,8 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
         self.device_override: torch.device | None = None
         self.reference_release: str = DEFAULT_REFERENCE_RELEASE
         self.stage2_tiling: Stage2Tiling | None = None  # ltx2_tiles: stage 2 per overlapping spatial tile
+        # ltx2_parallel.ContextParallelTransformer around `transformer` when a segment is split over GPUs (ltx2_cp_launch).
+        self.context_parallel = None
 
     # ----------------------------------------------------------------------------------------- helpers
     @property
@@ -326,7 +328,8 @@ class LTX2AudioToVideoPipeline(LTX2ConditionPipeline):
             else token_tiles(video_coords, self.stage2_tiling, self.vae_spatial_compression_ratio),
         )
         with clock(stage_name):
-            final = denoise_video_frozen_audio(self.transformer, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)
+            model = self.context_parallel if self.context_parallel is not None else self.transformer
+            final = denoise_video_frozen_audio(model, inputs, guidance, compute_dtype=self.compute_dtype, on_step=on_step)
         return StageResult(
             height=height,
             width=width,

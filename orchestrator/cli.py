@@ -189,23 +189,35 @@ def captions(ctx: click.Context, project_file: Path, json_out: bool) -> None:
 @click.option("--vad", type=click.Choice(["silero", "webrtc", "energy"]), help="Override segmenter.vad.")
 @click.option("--gpus", type=click.IntRange(min=1), help="Start a local Ray for this run with N GPUs, one generator per GPU (needs longtake[ray]).")
 @click.option("--ray", "ray_address", metavar="ADDRESS", help="Run segments on an existing Ray cluster (e.g. ray://head:10001 or auto).")
+@click.option("--cp", "cp", type=click.IntRange(min=1), help="Split each segment over N GPUs of this host (overrides generator.context_parallel; ltx2).")
 @click.option("--yes", is_flag=True, help="Accept a hosted backend's estimated cost above generator.max_cost_usd.")
 @click.pass_context
 def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, only_segments: str | None, redo: str | None, dry_run: bool,
-        vad: str | None, gpus: int | None, ray_address: str | None, yes: bool) -> None:
+        vad: str | None, gpus: int | None, ray_address: str | None, cp: int | None, yes: bool) -> None:
     """Render projects end to end; resumes where a previous run stopped.
 
     Give several project files, or a folder of them, to render a batch: each
     keeps its own lock, work folder and output, and one failing does not stop
     the others. With --gpus/--ray every project's segments share one pool.
+    One chained (tail, last-frame) ltx2 project with --gpus N instead splits
+    each segment over N GPUs (as --cp N): its segments cannot run side by side.
     """
     from orchestrator.batch import expand_project_paths
 
     if gpus and ray_address:
         raise ConfigError("give --gpus (a local Ray started for this run) or --ray ADDRESS (an existing cluster), not both")
+    if cp and (gpus or ray_address):
+        raise ConfigError("give --cp N (split each segment over this host's GPUs) or --gpus/--ray (spread segments over a pool), not both")
     paths = expand_project_paths(list(project_files))
+    why = "--cp"
+    if len(paths) == 1 and gpus and not ray_address and _is_chained_ltx2(paths[0]):
+        cp, gpus = gpus, None
+        why = (f"--gpus {cp}: this project's segments are chained (each continues from the last), so each one is split "
+               f"over {cp} GPUs with context parallelism (as --cp {cp}) instead of a Ray pool")
+    if cp and len(paths) > 1:
+        raise ConfigError("--cp takes one project file (a batch runs one project at a time on this host's GPUs)")
     if len(paths) == 1 and not (gpus or ray_address):
-        _run_one(ctx, paths[0], json_out, only_segments, redo, dry_run, vad, yes)
+        _run_one(ctx, paths[0], json_out, only_segments, redo, dry_run, vad, yes, cp=cp, cp_why=why)
         return
     if only_segments is not None or dry_run:
         raise ConfigError("--only-segments and --dry-run take one project and no --gpus/--ray")
@@ -227,12 +239,30 @@ def _run_many(ctx, paths, json_out, redo_set, vad, gpus, ray_address, yes=False)
     ctx.exit(exit_code(runs))
 
 
-def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad, yes=False) -> None:
+def _is_chained_ltx2(project_file: Path) -> bool:
+    generator = _load(project_file).generator
+    return generator.backend == "ltx2" and generator.chaining in ("tail", "last-frame")
+
+
+def _with_context_parallel(project, cp: int):
+    """``project`` with generator.context_parallel set to ``cp`` (``--cp``)."""
+    if project.generator.backend != "ltx2":
+        raise ConfigError(f"--cp {cp} splits an ltx2 segment over GPUs; this project's generator.backend is {project.generator.backend}")
+    project.generator = project.generator.model_copy(update={"context_parallel": cp})
+    return project
+
+
+def _run_one(ctx, project_file, json_out, only_segments, redo, dry_run, vad, yes=False, cp=None, cp_why="--cp") -> None:
     from orchestrator.graph import RunGraph
     from orchestrator.lock import WorkdirLock
 
     events = _setup(ctx, json_out)
     project = _load(project_file)
+    if cp:
+        project = _with_context_parallel(project, cp)
+        if cp_why != "--cp":
+            events.say(cp_why)
+        events.emit("context_parallel", gpus=cp, why=cp_why)
     only = _parse_indices(only_segments, "--only-segments")
     redo_set = _parse_indices(redo, "--redo") or set()
     graph = RunGraph(project, events, vad=vad)

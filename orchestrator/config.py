@@ -99,6 +99,17 @@ class _GeneratorBase(_Strict):
     chaining: ChainingMode = "tail"
     identity_anchor_strength: float = Field(0.0, ge=0.0, le=1.0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _context_parallel_is_ltx2s(cls, data: Any) -> Any:
+        # Only the local ltx2 transformer can be split over GPUs; say so rather than "unknown key".
+        if isinstance(data, dict) and "context_parallel" in data and data.get("backend", "ltx2") != "ltx2":
+            raise ValueError(
+                f"context_parallel splits an ltx2 segment over the GPUs of this host; the {data.get('backend')} backend "
+                "runs no local transformer (remove context_parallel, or use backend: ltx2)"
+            )
+        return data
+
 
 class LTX2Options(_GeneratorBase):
     backend: Literal["ltx2"] = "ltx2"
@@ -111,6 +122,9 @@ class LTX2Options(_GeneratorBase):
     stage2: Literal["distilled", "none"] = "distilled"
     dtype: Literal["bfloat16", "float16", "float32"] = "bfloat16"
     device: str = "cuda"
+    # How many GPUs of this host one segment's transformer passes are split over (generators/ltx2_cp_launch.py):
+    # rank 0 runs on `device`, one worker process per further GPU. 1 = off.
+    context_parallel: int = Field(1, ge=1, le=64)
     offload: Literal["none", "model", "sequential"] = "none"
     vae_tiling: Literal["auto", "on", "off"] = "auto"
     stage1_steps: int = Field(30, ge=1, le=200)
