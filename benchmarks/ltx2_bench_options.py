@@ -83,13 +83,19 @@ def measure_option(make_generator, make_request, *, width: int, height: int, fra
         gen.load()  # inside the try: an option refused at load still gives its memory back before the next one
         load_s = time.perf_counter() - t
         rows = []
+        from torch._dynamo.utils import counters
+
         for index in range(2):  # 0: warm-up (compilation, autotuning), 1: measured; same seed and request
+            graphs_before = int(counters["stats"]["unique_graphs"])
             req = make_request(1, width=width, height=height, num_frames=frames, fps=Fraction(24), context=context,
                                out_dir=work / f"options-{label}-{index}", context_frames=context_frames)  # fmt: skip
             gen.encode_prompts([req.prompt])
             t = time.perf_counter()
             res = gen.generate(req)
-            rows.append({"wall_s": time.perf_counter() - t, **{k: res.timings_s.get(k, 0.0) for k in ("stage1", "stage2", "decode")}})
+            rows.append({"wall_s": time.perf_counter() - t, **{k: res.timings_s.get(k, 0.0) for k in ("stage1", "stage2", "decode")},
+                         "compiled_graphs": int(counters["stats"]["unique_graphs"]) - graphs_before})  # fmt: skip
+            print(f"  [{label}] segment {index} ({'warm-up' if index == 0 else 'measured'}): {rows[-1]['wall_s']:.1f} s, "
+                  f"{rows[-1]['compiled_graphs']} graphs compiled", flush=True)  # fmt: skip
         latents = gen.last_output.latents.detach().float().cpu()
         decoded = _decode_host(gen.pipeline, gen.last_output.latents)
         notes = list(gen.speed.notes) if gen.speed is not None else []

@@ -65,6 +65,7 @@ FP8_TARGETS = (
     "audio_to_video_attn.to_q", "audio_to_video_attn.to_out.0", "ff.net.0.proj", "ff.net.2",
 )  # fmt: skip
 FP8_E4M3_MAX = 448.0
+COMPILE_RECOMPILE_LIMIT = 32
 SAGE_BACKENDS = {"sage": "sage", "sage-hub": "sage_hub"}
 _BLOCK = re.compile(r"^transformer_blocks\.(\d+)\.(.+)$")
 
@@ -177,7 +178,15 @@ def apply_compile(transformer, mode: str) -> int:
     """Regional compilation of the repeated transformer blocks; returns how many blocks were wrapped."""
     if mode == "off":
         return 0
-    transformer.compile_repeated_blocks(fullgraph=False, dynamic=None)
+    import torch._dynamo
+
+    # One block graph serves every segment length and both stages: with dynamic=None each new token count first
+    # compiles a static graph, then recompiles (a plan holds a dozen lengths at two stage sizes). The guided passes
+    # (CFG, STG's all-perturbed flag, modality guidance switching the audio/video cross-attention off) are separate
+    # graphs that dynamic shapes cannot merge; the raised limit keeps them compiled instead of falling back to eager
+    # after PyTorch's default 8.
+    torch._dynamo.config.recompile_limit = max(int(torch._dynamo.config.recompile_limit), COMPILE_RECOMPILE_LIMIT)
+    transformer.compile_repeated_blocks(fullgraph=False, dynamic=True)
     return sum(1 for m in transformer.modules() if getattr(m, "_compiled_call_impl", None) is not None)
 
 
