@@ -205,8 +205,11 @@ class ContextParallelGroup:
         self._wait_for(self._ready, "load the model", None)
         _wrap(pipeline)
 
-    def close(self) -> None:
-        """Tell the workers to leave, give them a moment, then end the stragglers; leave the group. Safe to repeat."""
+    def close(self, grace_s: float = 5.0) -> None:
+        """Tell the workers to leave, give them ``grace_s``, then end the stragglers; leave the group. Safe to repeat.
+
+        After a failed segment the workers may sit in a collective that will never complete: no grace then.
+        """
         if self.closed:
             return
         self.closed = True
@@ -215,7 +218,7 @@ class ContextParallelGroup:
                 jobs.put(None)
             except Exception:  # noqa: BLE001 - a broken queue: the process is ended below anyway
                 pass
-        deadline = time.monotonic() + 5.0
+        deadline = time.monotonic() + grace_s
         for proc in self.processes:
             proc.join(timeout=max(0.0, deadline - time.monotonic()))
         for proc in self.processes:
@@ -266,7 +269,7 @@ class ContextParallelGroup:
             self._wait_done(seq, job.segment_index)
             return result
         except BaseException:
-            self.close()
+            self.close(grace_s=0.0)
             raise
 
     def _watch(self, stop: threading.Event) -> None:

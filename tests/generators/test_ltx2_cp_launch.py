@@ -137,11 +137,31 @@ def test_a_worker_that_dies_fails_the_segment_then_a_fresh_group_runs_the_next(r
     # The next segment starts a new group and gives the same frames as before.
     gen.generate(request(tmp_path / "again", seed=SEEDS[0]))
     assert gen._cp is not None and gen._cp is not group
-    assert latent_rel_error(runs["one"][0]["latents"], gen.last_output.latents) < 1e-5
+    assert latent_rel_error(runs["one"][0]["latents"], gen.last_output.latents) < 1e-6
+    # Closing lets the workers leave by themselves (exit code 0, not killed).
+    fresh = gen._cp
+    gen.close()
+    assert gen._cp is None and [p.exitcode for p in fresh.processes] == [0]
+
+
+def test_ctrl_c_during_a_segment_ends_the_workers(runs, tmp_path):
+    gen = runs["gen"]  # closed by the test above: this segment starts a new group
+
+    groups = []
+
+    def interrupt_at_second_step(done, _total, _stage):
+        if done == 2:
+            groups.append(gen._cp)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        gen.generate(request(tmp_path / "interrupted", seed=SEEDS[0]), progress=interrupt_at_second_step)
+    assert gen._cp is None and not (tmp_path / "interrupted" / "clip.mp4").exists()
+    assert groups[0].closed and not any(p.is_alive() for p in groups[0].processes)
 
 
 def test_more_gpus_than_the_host_has_is_a_config_error(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)  # what a 2-GPU host reports
     assert worker_devices("cuda:1", 2) == ["cuda:1", "cuda:0"]
     assert worker_devices("cpu", 3) == ["cpu"] * 3
     with pytest.raises(ConfigError, match="context_parallel is 3 but this host has 2 CUDA device"):
