@@ -92,6 +92,8 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
                     run.fail(f"{type(exc).__name__}: {exc}")
                 finally:
                     run.graph.events.clear()
+                    # The next project loads its own model: this one's (and its context-parallel workers) must go first.
+                    run.graph.close()
     for run in runs:
         events.emit("project_finished", project=run.name, ok=not run.failed, error=run.error,
                     output=str(run.summary.output) if run.summary.output else None)

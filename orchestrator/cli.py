@@ -210,7 +210,7 @@ def run(ctx: click.Context, project_files: tuple[Path, ...], json_out: bool, onl
         raise ConfigError("give --cp N (split each segment over this host's GPUs) or --gpus/--ray (spread segments over a pool), not both")
     paths = expand_project_paths(list(project_files))
     why = "--cp"
-    if len(paths) == 1 and gpus and not ray_address and _is_chained_ltx2(paths[0]):
+    if len(paths) == 1 and gpus and gpus > 1 and not ray_address and _is_chained_ltx2(paths[0]):
         cp, gpus = gpus, None
         why = (f"--gpus {cp}: this project's segments are chained (each continues from the last), so each one is split "
                f"over {cp} GPUs with context parallelism (as --cp {cp}) instead of a Ray pool")

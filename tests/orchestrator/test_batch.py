@@ -48,3 +48,20 @@ def test_a_sequential_batch_reports_each_project_and_exits_1_when_one_failed(tmp
 def test_gpus_and_ray_together_is_a_usage_error(tmp_path):
     proc = longtake("run", str(tmp_path / "x.yaml"), "--gpus", "2", "--ray", "auto")
     assert proc.returncode == 2 and "not both" in proc.stderr
+
+
+def test_a_sequential_batch_closes_each_projects_generator_before_the_next_loads(tmp_path, speech_flac, portrait_png, monkeypatch):
+    # Two resident models (or two context-parallel worker groups, one per process at most) must never overlap.
+    from orchestrator import batch
+    from orchestrator.events import Events
+    from orchestrator.graph import RunGraph, RunSummary
+
+    calls = []
+    monkeypatch.setattr(RunGraph, "run", lambda self, **_kw: calls.append(("run", self.project.project_file)) or RunSummary())
+    real_close = RunGraph.close
+    monkeypatch.setattr(RunGraph, "close", lambda self: calls.append(("close", self.project.project_file)) or real_close(self))
+    paths = [write_project(tmp_path / name, speech_flac, portrait_png) for name in ("a", "b")]
+    runs = batch.run_projects(paths, events=Events(progress=False), json_out=False)
+    assert not any(r.failed for r in runs)
+    a, b = (str(p.resolve()) for p in paths)
+    assert [(kind, str(path)) for kind, path in calls][:4] == [("run", a), ("close", a), ("run", b), ("close", b)]
