@@ -57,6 +57,11 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
             run = None
             try:
                 project = load_project(path)
+                if (gpus or address) and getattr(project.generator, "context_parallel", 1) > 1:
+                    raise ConfigError(
+                        f"generator.context_parallel is {project.generator.context_parallel}, but --gpus/--ray give each segment "
+                        "one GPU of a pool; set context_parallel: 1 for a pooled run, or run this project without --gpus/--ray"
+                    )
                 graph = RunGraph(project, Events(json_out=json_out, progress=events.progress_on, fields={"project": name}), vad=vad)
                 stack.callback(graph.close)
                 run = ProjectRun(name, project, graph, redo=set(redo))
@@ -77,7 +82,7 @@ def run_projects(paths: list[Path], *, events: Events, json_out: bool, vad: str 
                 run.fail(f"{type(exc).__name__}: {exc}")
             runs.append(run)
         live = [r for r in runs if not r.failed]
-        if gpus or address:
+        if (gpus or address) and live:
             from orchestrator.ray_executor import RayPool, run_batch
 
             with RayPool(gpus=gpus, address=address, events=events, vad=vad) as pool:

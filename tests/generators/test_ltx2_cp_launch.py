@@ -202,6 +202,10 @@ def test_cp_is_refused_with_a_pool_or_another_backend(tmp_path, portrait_png):
     assert proc.returncode == 2 and "--cp 2 splits an ltx2 segment over GPUs; this project's generator.backend is animatic" in proc.stderr
     proc = longtake("run", str(animatic), "--cp", "2", "--gpus", "2")
     assert proc.returncode == 2 and "give --cp N" in proc.stderr
+    # A pool gives each segment one GPU: a project asking for more is refused, and no pool is started for nothing.
+    pooled = write_project(tmp_path / "pooled", voiceover, portrait_png, generator={"backend": "ltx2", "chaining": "anchor", "context_parallel": 2})
+    proc = longtake("run", str(pooled), "--gpus", "2")
+    assert proc.returncode == 2 and "generator.context_parallel is 2, but --gpus/--ray give each segment one GPU" in proc.stderr
 
 
 def test_gpus_on_a_tail_chained_project_splits_each_segment(tmp_path, tiny_model, short_speech, portrait_png):
