@@ -103,6 +103,22 @@ def _options_for(options: Any, device: str) -> Any:
     return copied
 
 
+def _quiet() -> None:
+    """A worker's warnings and loading bars repeat rank 0's on the same terminal: drop them (errors go to rank 0)."""
+    longtake = logging.getLogger("longtake")
+    longtake.handlers[:] = [logging.NullHandler()]
+    longtake.propagate = False
+    try:
+        from diffusers.utils import logging as diffusers_logging
+        from transformers.utils import logging as transformers_logging
+
+        for library in (diffusers_logging, transformers_logging):
+            library.set_verbosity_error()
+            library.disable_progress_bar()
+    except ImportError:  # pragma: no cover - both come with the ltx2 backend
+        pass
+
+
 def worker_main(rank: int, world: int, options: Any, device: str, port: int, jobs, reports) -> None:
     """A worker's whole life: join the group, load the model, then run each job rank 0 sends until told to stop."""
     import multiprocessing
@@ -115,6 +131,7 @@ def worker_main(rank: int, world: int, options: Any, device: str, port: int, job
 
         if device == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
+        _quiet()
         reports.put(("started", rank, None))
         _init_group(rank, world, device, port)
         generator = LTX2Generator(_options_for(options, device), cache_dir=None)  # no cache folder: nothing to write
