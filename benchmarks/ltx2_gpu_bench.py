@@ -569,6 +569,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan-max-lengths", type=int, default=6, help="plan section: measure at most this many distinct segment lengths per size (0: all); the rest are interpolated")
     ap.add_argument("--plan-json", type=Path, default=None, help="plan section: take the explainer's plans from this JSON "
                     "(as demo_plans writes them; sizes measured in its order) instead of planning here")
+    ap.add_argument("--plan-sizes", default=None, help="plan section: only these sizes, e.g. 704x1280 (default: every size in the plans)")
+    ap.add_argument("--plan-options", default=None, help="plan section: measure with this speed option set (a name from --options' list, e.g. fp8+compile)")
     ap.add_argument("--options", default=None, help="options section: which option sets (default all; see benchmarks/ltx2_bench_options.py)")
     ap.add_argument("--options-size", default=None, help="options section: WxH (default 1088x1920)")
     ap.add_argument("--options-frames", type=int, default=None, help="options section: frames per segment (default 241)")
@@ -726,7 +728,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             plans = PB.demo_plans(model_dir, sizes, work, tiny=args.tiny)
         # One pass per stage-1 step (no guidance) and 1 step: each stage's per-pass time, measured.
-        gen = LTX2Generator(opts(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0), cache_dir=work / "plan-cache")
+        if args.plan_sizes:
+            wanted = {tuple(int(v) for v in s.split("x")) for s in args.plan_sizes.split(",")}
+            plans = {k: p for k, p in plans.items() if tuple(p["size"]) in wanted}
+        speed: dict = {}
+        if args.plan_options:
+            from benchmarks import ltx2_bench_options as OB
+
+            speed = OB.OPTION_SETS[args.plan_options][0]
+            log(f"plan: priced with the speed options {args.plan_options} = {speed}")
+        gen = LTX2Generator(opts(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, **speed), cache_dir=work / "plan-cache")
         t = time.perf_counter()
         gen.load()
         load_s = time.perf_counter() - t
@@ -752,7 +763,7 @@ def main(argv: list[str] | None = None) -> int:
             at = measured.get("%dx%d" % tuple(plan["size"]))
             if at:
                 priced[key] = PB.price_plan(plan, at, temporal=temporal, spatial=spatial, fixed_s=fixed_s)
-        figures["plan"] = {"plans": plans, "measured": measured, "fixed_s": fixed_s, "priced": priced}
+        figures["plan"] = {"plans": plans, "measured": measured, "fixed_s": fixed_s, "priced": priced, "speed_options": args.plan_options or "bf16"}
         save()
         log("\n".join(PB.summarize_plan(figures["plan"])))
 

@@ -169,7 +169,11 @@ def apply_fp8_linears(transformer, mode: str, *, device: str, edge_blocks_bf16: 
             "(0.18.0 imports with torch 2.13; --no-deps keeps pip from replacing torch)"
         ) from None
     selected = set(names)
-    quantize_(transformer, Float8DynamicActivationFloat8WeightConfig(granularity=PerRow()), filter_fn=lambda _m, fqn: fqn in selected)
+    # set_inductor_config=False: torchao's default switches on Inductor's exhaustive coordinate-descent tuning for the
+    # whole process, which at stage 2's 63k-token shapes kept compile: blocks' first segment busy for over 6 minutes
+    # on an H200 (benchmarks/results/ltx2_gpu_h200_fp8_try_2026-11-30.log).
+    config = Float8DynamicActivationFloat8WeightConfig(granularity=PerRow(), set_inductor_config=False)
+    quantize_(transformer, config, filter_fn=lambda _m, fqn: fqn in selected)
     return names
 
 
