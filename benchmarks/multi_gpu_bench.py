@@ -35,13 +35,24 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path) -> dict:
+def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, overrides: dict | None = None) -> dict:
     data = yaml.safe_load(project.read_text())
     base = project.resolve().parent
     for key in ("voiceover", "portrait"):
         data[key] = str((base / data[key]).resolve())
     if (data.get("captions") or {}).get("script"):
         data["captions"]["script"] = str((base / data["captions"]["script"]).resolve())
+    for dotted, value in (overrides or {}).items():
+        *parents, leaf = dotted.split(".")
+        node = data
+        for name in parents:
+            if not isinstance(node.get(name), dict):
+                node[name] = {}
+            node = node[name]
+        if value is None and leaf in node:
+            del node[leaf]
+        elif value is not None:
+            node[leaf] = value
     if chaining:
         data.setdefault("generator", {})["chaining"] = chaining
     folder = scratch / f"gpus{gpus}"
@@ -83,9 +94,18 @@ def main() -> None:
     ap.add_argument("--gpus", default="1,2", help="GPU counts to run, comma-separated (default 1,2)")
     ap.add_argument("--chaining", help="override generator.chaining (anchor/bookend scale; chained modes do not)")
     ap.add_argument("--tiny", action="store_true", help="small animatic project on the CPU: a smoke test, not a figure")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a project key (dotted, value in YAML; `null` removes it), e.g. generator.model=/tmp/m")
+    ap.add_argument("--first-s", type=float, help="render only the voiceover's first S seconds (cut with soundfile)")
     ap.add_argument("--json-out", type=Path, help="also write the figures here")
     args = ap.parse_args()
     counts = [int(n) for n in args.gpus.split(",") if n.strip()]
+    overrides = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--set takes KEY=VALUE, got {item!r}")
+        overrides[key.strip()] = yaml.safe_load(value)
     with tempfile.TemporaryDirectory(prefix="longtake-multigpu-") as tmp:
         scratch = Path(tmp)
         project = args.project
@@ -93,7 +113,9 @@ def main() -> None:
             project = _tiny_project(scratch)
         if project is None:
             ap.error("give --project or --tiny")
-        rows = [run_once(project, n, args.chaining, scratch) for n in counts]
+        if args.first_s:
+            overrides["voiceover"] = str(_excerpt(project, args.first_s, scratch))
+        rows = [run_once(project, n, args.chaining, scratch, overrides) for n in counts]
     first = rows[0]
     print(f"{'gpus':>4}  {'segments':>8}  {'segments_s':>10}  {'speed-up':>8}  {'wall_s':>8}  {'speed-up':>8}  per GPU")
     for r in rows:
@@ -103,6 +125,19 @@ def main() -> None:
         print(f"{r['gpus']:>4}  {r['segments']:>8}  {r['segments_s']:>10}  {seg_x:>7.2f}x  {r['wall_s']:>8}  {wall_x:>7.2f}x  {r['per_gpu']}")
     if args.json_out:
         args.json_out.write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
+
+
+def _excerpt(project: Path, seconds: float, scratch: Path) -> Path:
+    """The project's voiceover cut to its first ``seconds`` (a shorter plan of the same speech)."""
+    import soundfile as sf
+
+    data = yaml.safe_load(project.read_text())
+    source = (project.resolve().parent / data["voiceover"]).resolve()
+    info = sf.info(str(source))
+    audio, rate = sf.read(str(source), frames=int(seconds * info.samplerate), always_2d=True)
+    out = scratch / f"voiceover-first-{seconds:g}s.wav"
+    sf.write(str(out), audio, rate)
+    return out
 
 
 def _tiny_project(scratch: Path) -> Path:
