@@ -64,7 +64,7 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     t0 = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "orchestrator.cli", "run", str(path), "--gpus", str(gpus), "--json"],
-                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}, capture_output=True, text=True)
     wall_s = time.monotonic() - t0
     events = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     if proc.returncode != 0:
