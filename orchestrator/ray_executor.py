@@ -6,7 +6,7 @@ work-folder lock, does the cheap CPU steps (ingest, VAD, plan, portrait), asks
 each project's graph which segments can run now (``RunGraph.ready_segments``:
 all of them in ``anchor``, whatever the graph says for modes whose segments
 read no other segment, one at a time per project in chained modes) and hands
-them to a ``ray.util.ActorPool``; Ray picks the idle actor. Stitching and the
+them to the actors, each idle actor taking the oldest waiting segment. Stitching and the
 report run on the driver once a project's segments are done.
 
 The cache is the only channel for results: an actor writes a segment's entry
@@ -17,10 +17,11 @@ the project (pydantic), a segment number, and a status dict back.
 
 Faults: actors are created with ``max_restarts`` and ``max_task_retries``, so
 Ray restarts an actor whose process or node died (on any node with a free GPU)
-and reruns the segment it held; if Ray gives up, the driver resubmits the
-segment to the pool (another actor) up to ``RESUBMITS`` times before it fails
-that project. A dead writer leaves only a temp folder, never a half entry;
-an entry is written once because a segment is in flight on one actor at a time,
+and reruns the segment it held; if Ray gives up, the driver retires that actor
+(kills it for good, which frees its GPU, and starts a fresh one in its place:
+the pool keeps its size, a dead actor is never handed work) and resubmits the
+segment to the pool up to ``RESUBMITS`` times before it fails that project.
+A dead writer leaves only a temp folder, never a half entry; an entry is written once because a segment is in flight on one actor at a time,
 and a retry that finds the entry done returns at once.
 """
 
@@ -166,10 +167,22 @@ class RayPool:
         if count < 1:
             self.close()
             raise ConfigError(f"the Ray cluster at {address} has no GPUs; start its nodes with GPUs or use --gpus N locally")
-        cls = _actor_class(self.ray)
-        self.actors = [cls.options(num_gpus=gpus_per_actor, num_cpus=0).remote() for _ in range(count)]
+        self._gpus_per_actor = gpus_per_actor
+        self.actors = [self._new_actor() for _ in range(count)]
         self.where = {a._actor_id.hex(): w for a, w in zip(self.actors, self.ray.get([a.where.remote() for a in self.actors]))}
         events.emit("pool_started", actors=len(self.actors), workers=list(self.where.values()))
+
+    def _new_actor(self):
+        return _actor_class(self.ray).options(num_gpus=self._gpus_per_actor, num_cpus=0).remote()
+
+    def _replace(self, old):
+        """Kill the actor Ray gave up on for good (freeing its GPU) and start a fresh one (a new restart budget) instead."""
+        with contextlib.suppress(Exception):
+            self.ray.kill(old, no_restart=True)
+        fresh = self._new_actor()
+        self.actors[self.actors.index(old)] = fresh
+        log.warning("replaced actor %s (Ray gave up on it) with %s", old._actor_id.hex(), fresh._actor_id.hex())
+        return fresh  # its host and GPU are known from its first result (placing it may wait for a free GPU)
 
     def __enter__(self) -> "RayPool":
         return self
@@ -183,30 +196,32 @@ class RayPool:
 
     # ------------------------------------------------------------------------------------------
     def run(self, runs: list[ProjectRun]) -> None:
-        """Feed every project's ready segments to one pool until each project is done or failed."""
-        from ray.util import ActorPool
+        """Feed every project's ready segments to the actors until each project is done or failed.
 
-        pool = ActorPool(self.actors)
-        # ActorPool hands an actor its next job before it returns the last one's result, so
-        # results name their job, and an actor's dead job is the oldest it was given.
-        jobs: dict[int, _Job] = {}
-        by_actor: dict[str, list[int]] = {}
+        Each idle actor takes the oldest waiting segment; Ray places the actors and restarts them. Not
+        ``ray.util.ActorPool``: it hands an actor back to its idle list, and the next waiting segment to it, before
+        it raises that the actor died, so an actor Ray gave up on would take every segment in turn and lose it.
+        """
+        from collections import deque
+
+        idle = list(self.actors)
+        waiting: deque[_Job] = deque()
+        in_flight: dict[Any, tuple[Any, _Job]] = {}  # a run_segment call's ObjectRef -> its actor and job
         ids = iter(range(1 << 62))
 
-        def dispatch(actor, job: _Job):
-            aid = actor._actor_id.hex()
-            by_actor.setdefault(aid, []).append(job.id)
-            job.attempts += 1
-            w = self.where.get(aid, {})
-            self.events.status(f"{job.run.name}: segment {job.index} on gpu {w.get('gpu')} of {w.get('host')}")
-            self.events.emit("step_started", project=job.run.name, step=segment_node(job.index), host=w.get("host"),
-                             gpu=w.get("gpu"), attempt=job.attempts)
-            return actor.run_segment.remote(job.run.project, job.index, job.force, self.vad, job.id)
+        def dispatch() -> None:
+            while idle and waiting:
+                actor, job = idle.pop(0), waiting.popleft()
+                job.attempts += 1
+                w = self.where.get(actor._actor_id.hex(), {})
+                self.events.status(f"{job.run.name}: segment {job.index} on gpu {w.get('gpu')} of {w.get('host')}")
+                self.events.emit("step_started", project=job.run.name, step=segment_node(job.index), host=w.get("host"),
+                                 gpu=w.get("gpu"), attempt=job.attempts)
+                in_flight[actor.run_segment.remote(job.run.project, job.index, job.force, self.vad, job.id)] = (actor, job)
 
         def submit(job: _Job) -> None:
-            jobs[job.id] = job
             job.run.in_flight.add(job.index)
-            pool.submit(dispatch, job)
+            waiting.append(job)
 
         def feed() -> None:
             for run in runs:
@@ -219,26 +234,27 @@ class RayPool:
                     run.graph.events.segment_done(0.0, cached=True)
                 for index in ready:
                     submit(_Job(run, index, index in run.redo, next(ids)))
+            dispatch()
 
         feed()
-        while pool.has_next():
+        while in_flight:
+            [ref], _ = self.ray.wait(list(in_flight), num_returns=1)
+            actor, job = in_flight.pop(ref)
             try:
-                result = pool.get_next_unordered()
+                result = self.ray.get(ref)
             except self.ray.exceptions.RayActorError as exc:
-                queue = by_actor.get(exc.actor_id or "", [])
-                if not queue:
-                    raise  # cannot tell whose segment died: stop the batch; every finished segment is kept
-                job = jobs.pop(queue.pop(0))
                 job.run.in_flight.discard(job.index)
+                idle.append(self._replace(actor))
                 if job.attempts <= RESUBMITS:
-                    log.warning("%s: the actor running segment %d died (%s); resubmitting it", job.run.name, job.index, exc)
+                    log.warning("%s: Ray gave up on the actor running segment %d (%s); resubmitting it", job.run.name, job.index, exc)
                     submit(job)
                 else:
                     job.run.fail(f"segment {job.index} lost its actor {job.attempts} times: {exc}")
+                feed()
                 continue
-            job = jobs.pop(result["job_id"])
-            with contextlib.suppress(ValueError):
-                by_actor.get(result.get("actor_id") or "", []).remove(job.id)
+            idle.append(actor)
+            if result.get("actor_id"):  # a replacement actor's place is known from its first result
+                self.where[result["actor_id"]] = {k: result.get(k) for k in ("host", "node_ip", "gpu", "pid", "actor_id")}
             self._finished(job, result)
             feed()
 

@@ -168,3 +168,65 @@ def test_an_actor_killed_mid_segment_loses_nothing_and_writes_each_entry_once(tm
     assert sorted(p.name for p in segment_dir.iterdir() if not p.name.startswith(".")) == sorted(e.key for e in segments)
     cache.sweep_temp()  # the killed writer's temp folder: its pid is dead on this host
     assert not list(segment_dir.glob(".*"))
+
+
+def dying_actor_class(deaths_file: Path, victim: int, deaths: int | None):
+    """A ``SegmentWorker`` whose generator, on segment ``victim``, writes half an output into the cache's temp folder
+    and SIGKILLs its own process: ``deaths`` times in all (counted in ``deaths_file``), or every time (None).
+
+    Built in a function so that Ray pickles the class by value: the actors see these arguments."""
+    from orchestrator.ray_executor import SegmentWorker
+
+    class DyingSegmentWorker(SegmentWorker):
+        def _generator_for(self, project):
+            generator, options = SegmentWorker._generator_for(self, project)
+            generate = type(generator).generate
+
+            def dying_generate(request, *args, **kwargs):
+                died = int(deaths_file.read_text() or 0) if deaths_file.exists() else 0
+                if request.segment_index == victim and (deaths is None or died < deaths):
+                    deaths_file.write_text(str(died + 1))
+                    (Path(request.out_dir) / "partial.mp4").write_bytes(b"torn")
+                    os.kill(os.getpid(), signal.SIGKILL)
+                return generate(generator, request, *args, **kwargs)
+
+            generator.generate = dying_generate
+            return generator, options
+
+    return DyingSegmentWorker
+
+
+@pytest.mark.parametrize("deaths", [2, None], ids=["dies-twice", "always-dies"])
+def test_a_segment_ray_gives_up_on_is_resubmitted_to_another_actor(deaths, tmp_path, cluster, speech_flac, portrait_png, monkeypatch):
+    """Ray restarts an actor once and reruns its task once here, so a segment that kills its actor twice makes Ray
+    give up on that actor: the driver retires it, starts a fresh one, and resubmits the segment (up to RESUBMITS
+    times, then that project fails saying so); one cache entry per segment, and the sweep leaves no torn folder."""
+    from orchestrator import ray_executor
+    from orchestrator.batch import run_projects
+    from orchestrator.events import Events
+
+    victim = 1
+    monkeypatch.setattr(ray_executor, "ACTOR_MAX_RESTARTS", 1)
+    monkeypatch.setattr(ray_executor, "ACTOR_TASK_RETRIES", 1)
+    worker = dying_actor_class(tmp_path / "deaths", victim, deaths)
+    monkeypatch.setattr(ray_executor, "_actor_class", lambda ray: ray.remote(max_restarts=1, max_task_retries=1)(worker))
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor"])
+    [run] = run_projects([projects["anchor"]], events=Events(progress=False), json_out=False, address=cluster)
+    segment_dir = tmp_path / "anchor" / "work" / "cache" / "segment"
+    died = int((tmp_path / "deaths").read_text())
+    if deaths is None:
+        # Three attempts (the first and RESUBMITS more), each on an actor Ray gave up on after two deaths.
+        assert died == 2 * (ray_executor.RESUBMITS + 1)
+        assert run.failed and run.error.startswith(f"segment {victim} lost its actor {ray_executor.RESUBMITS + 1} times")
+    else:
+        assert died == 2 and not run.failed, run.error
+        assert (tmp_path / "anchor" / "out" / "video.mp4").is_file()
+    cache = StepCache(tmp_path / "anchor" / "work")
+    segments = [e for e in cache.entries() if e.step == "segment"]
+    keys = sorted(p.name for p in segment_dir.iterdir() if not p.name.startswith("."))
+    assert keys == sorted(e.key for e in segments) and len(set(keys)) == len(keys)
+    assert len(segments) == len(run.graph.plan.segments) - (deaths is None)  # all but the victim when it always dies
+    assert all(cache.lookup("segment", e.key, verify=True) is not None for e in segments)
+    assert list(segment_dir.glob(".tmp-*")), "the killed actors left no temp folder: the test killed nothing mid-write"
+    cache.sweep_temp()  # the dead actors' temp folders: their pids are dead on this host
+    assert not list(segment_dir.glob(".*"))
