@@ -4,9 +4,10 @@
 
 ``--segment`` runs one whole tail-chained segment through the real generator (``LTX2Generator``, the launcher
 of ``generators/ltx2_cp_launch.py``) with ``context_parallel`` 1, then N, at identical noise and inputs: a warm-up
-segment of a few frames, then the timed one. Printed: wall seconds of each (and of stage 1 + stage 2, the split
-part), the speed-ups, the latent relative error and the PSNR of the decoded frames of the N-GPU run against the
-1-GPU one (``generators.ltx2_speed.latent_rel_error`` / ``psnr_db``); ``--out`` writes them as JSON. The recipe
+segment of a few frames, then the timed one. Printed (and written to ``--out`` as JSON) as soon as the split run
+ends: wall seconds of each (and of stage 1 + stage 2, the split part), the speed-ups (wall, stage 1 + 2, stage 2)
+and the latent relative error (``generators.ltx2_speed.latent_rel_error``); then the PSNR of the decoded frames
+of the N-GPU run against the 1-GPU one (``psnr_db``; long at full size), and the JSON is rewritten with it. The recipe
 on a host with 2 GPUs (random full-size LTX-2.3 weights; the build takes ~1.5 min and ~90 GB of disk):
 
     python benchmarks/ltx2_gpu_bench.py --sections build --model-dir /tmp/m && \
@@ -180,7 +181,6 @@ def _decoded_psnr(pipe, reference, other) -> float:
 
 
 def segment_main(args) -> dict:
-    import json
     import shutil
 
     import torch
@@ -204,27 +204,42 @@ def segment_main(args) -> dict:
     one["gen"].close()
     split = _segment_run(options, world=args.gpus, args=args, work=work, cuda=cuda)
     try:
-        psnr = _decoded_psnr(split["gen"].pipeline, one["latents"], split["latents"])
+        a, b = one["row"], split["row"]
+        figures = {
+            "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+            "size": f"{args.width}x{args.height}", "num_frames": args.num_frames, "context_frames": args.context_frames,
+            "stage1_steps": args.stage1_steps, "gpus": args.gpus, "single": a, "split": b,
+            "speedup_wall": a["wall_s"] / b["wall_s"], "speedup_denoise": _ratio(a["denoise_s"], b["denoise_s"]),
+            "speedup_stage2": _ratio(a["stages_s"].get("stage2"), b["stages_s"].get("stage2")),
+            "latent_rel_error": latent_rel_error(one["latents"], split["latents"]), "psnr_db": None,
+        }  # fmt: skip
+        # Timings and the latent error first: the decode below is long at full size, and a run cut short by its time
+        # limit must still have printed and saved them.
+        print(
+            f"devices={args.gpus} ({figures['device']}) single_s={a['wall_s']:.3f} split_s={b['wall_s']:.3f} "
+            f"speedup={figures['speedup_wall']:.2f}x denoise_speedup={figures['speedup_denoise'] or 0:.2f}x "
+            f"stage2_speedup={figures['speedup_stage2'] or 0:.2f}x latent_rel_error={figures['latent_rel_error']:.2e}",
+            flush=True,
+        )
+        _write(args.out, figures)
+        figures["psnr_db"] = _decoded_psnr(split["gen"].pipeline, one["latents"], split["latents"])
     finally:
         split["gen"].close()
-    a, b = one["row"], split["row"]
-    figures = {
-        "device": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-        "size": f"{args.width}x{args.height}", "num_frames": args.num_frames, "context_frames": args.context_frames,
-        "stage1_steps": args.stage1_steps, "gpus": args.gpus, "single": a, "split": b,
-        "speedup_wall": a["wall_s"] / b["wall_s"], "speedup_denoise": a["denoise_s"] / b["denoise_s"] if b["denoise_s"] else None,
-        "latent_rel_error": latent_rel_error(one["latents"], split["latents"]), "psnr_db": psnr,
-    }  # fmt: skip
-    print(
-        f"devices={args.gpus} ({figures['device']}) single_s={a['wall_s']:.3f} split_s={b['wall_s']:.3f} "
-        f"speedup={figures['speedup_wall']:.2f}x denoise_speedup={figures['speedup_denoise'] or 0:.2f}x "
-        f"latent_rel_error={figures['latent_rel_error']:.2e} psnr_db={psnr:.2f}",
-        flush=True,
-    )
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(figures, indent=2, default=str))
+    print(f"psnr_db={figures['psnr_db']:.2f} (decoded frames of {args.gpus} devices against 1)", flush=True)
+    _write(args.out, figures)
     return figures
+
+
+def _ratio(single_s, split_s):
+    return single_s / split_s if single_s and split_s else None
+
+
+def _write(out, figures: dict) -> None:
+    import json
+
+    if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).write_text(json.dumps(figures, indent=2, default=str))
 
 
 def main(argv=None) -> None:

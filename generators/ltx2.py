@@ -333,6 +333,9 @@ class LTX2Generator(Generator):
         if self.pipeline is not None and (cp_world == 1 or self._cp is not None):
             return
         if cp_world > 1:
+            from generators.ltx2_speed import check_speed_options
+
+            check_speed_options(self.options)  # before any worker starts
             from generators.ltx2_cp_launch import ContextParallelGroup
 
             self._cp = ContextParallelGroup(self.options, cp_world)

@@ -4,7 +4,15 @@ With ``generator.context_parallel`` N > 1, ``LTX2Generator`` (rank 0, in the run
 ``generator.device``) starts N-1 workers with ``torch.multiprocessing``'s spawn context. Worker r runs on the r-th
 GPU after rank 0's (or on the CPU with gloo, which is how the tests run it). Each loads the same model through the
 same ``LTX2Generator`` code and wraps its transformer in ``ltx2_parallel.ContextParallelTransformer``; the group
-talks over NCCL on CUDA, gloo on the CPU, rendezvousing on a free local port.
+talks over NCCL on CUDA, gloo on the CPU, rendezvousing through a TCP store that rank 0 opens on a free local port.
+
+Forming the group: rank 0 does not enter ``init_process_group`` (which waits for every rank, up to the collective
+timeout) until each worker has written its ``joining/<rank>`` key to the store, the last thing a worker does
+before entering it; until then rank 0 polls the keys, the workers' liveness and their error reports, so a worker
+that dies or raises on the way (no GPU context: its GPU is out of memory, a bad device, a failed import) fails
+``load()`` within a poll with a ``GeneratorError`` naming the rank and its error or exit code. A worker that fails
+while loading its model (after the group formed) is reported the same way once rank 0's own load returns.
+Left: a worker killed inside ``init_process_group`` itself (gloo's connect) holds rank 0 there until the timeout.
 
 Per segment rank 0 encodes the prompts and the audio and builds the conditions (``PipelineJob``), puts a host copy
 on every worker's queue, and all ranks run the same two stages from the same seeded noise, their transformer passes
@@ -25,7 +33,6 @@ import logging
 import os
 import queue
 import signal
-import socket
 import threading
 import time
 from datetime import timedelta
@@ -37,7 +44,7 @@ log = logging.getLogger("longtake." + __name__)
 
 # A collective that waits longer than this for a peer fails (a worker alive but stuck). Covers the slowest pass.
 COLLECTIVE_TIMEOUT_S = 900.0
-# How long rank 0 waits for a worker process to come up before rendezvous (interpreter + torch import).
+# How long rank 0 waits for a worker process to reach the rendezvous (interpreter + torch import + its device).
 START_TIMEOUT_S = 300.0
 # How long a worker reporting an error has to get its message to rank 0 after rank 0's collective broke.
 ERROR_REPORT_WAIT_S = 10.0
@@ -65,22 +72,29 @@ def worker_devices(device: str, world: int) -> list[str]:
     return [f"cuda:{(first + r) % count}" for r in range(world)]
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _open_store(world: int, port: int | None = None):
+    """Rank 0 (no ``port``) serves the rendezvous store on a free port (its ``.port``); a worker connects to ``port``."""
+    import torch.distributed as dist
+
+    return dist.TCPStore(
+        "127.0.0.1", port or 0, world, is_master=port is None, wait_for_workers=False, timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S)
+    )  # fmt: skip
 
 
-def _init_group(rank: int, world: int, device: str, port: int) -> None:
+def _joining_key(rank: int) -> str:
+    return f"joining/{rank}"
+
+
+def _init_group(rank: int, world: int, device: str, store) -> None:
     import torch
     import torch.distributed as dist
 
     cuda = device.startswith("cuda")
     if cuda:
         torch.cuda.set_device(torch.device(device))
+    store.set(_joining_key(rank), "1")  # rank 0 enters the (blocking) rendezvous only once every worker got here
     dist.init_process_group(
-        "nccl" if cuda else "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world,
-        timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
+        "nccl" if cuda else "gloo", store=store, rank=rank, world_size=world, timeout=timedelta(seconds=COLLECTIVE_TIMEOUT_S),
     )  # fmt: skip
 
 
@@ -132,8 +146,7 @@ def worker_main(rank: int, world: int, options: Any, device: str, port: int, job
         if device == "cpu":
             torch.set_num_threads(max(1, (os.cpu_count() or 1) // world))
         _quiet()
-        reports.put(("started", rank, None))
-        _init_group(rank, world, device, port)
+        _init_group(rank, world, device, _open_store(world, port))
         generator = LTX2Generator(_options_for(options, device), cache_dir=None)  # no cache folder: nothing to write
         generator.load()
         _wrap(generator.pipeline)
@@ -184,8 +197,8 @@ class ContextParallelGroup:
         self._seq = 0
         self._done: dict[int, int] = {}
         self._errors: dict[int, str] = {}
-        self._started: set[int] = set()
         self._ready: set[int] = set()
+        self._store = None
         self._group_up = False
         self.closed = False
 
@@ -201,7 +214,8 @@ class ContextParallelGroup:
                 "run longtake in its own process (one context-parallel generator per process)"
             )
         ctx = mp.get_context("spawn")
-        port = _free_port()
+        self._store = _open_store(self.world)
+        port = self._store.port
         self._reports = ctx.Queue()
         for rank in range(1, self.world):
             jobs = ctx.Queue()
@@ -213,13 +227,13 @@ class ContextParallelGroup:
             self.processes.append(proc)
             self._jobs.append(jobs)
         log.info("context parallelism: %d worker process(es) started on %s", self.world - 1, ", ".join(self.devices[1:]))
-        self._wait_for(self._started, "start", START_TIMEOUT_S)
-        _init_group(0, self.world, self.devices[0], port)
+        self._wait_for(self._joining, "join the group", START_TIMEOUT_S)
+        _init_group(0, self.world, self.devices[0], self._store)
         self._group_up = True
 
     def attach(self, pipeline) -> None:
         """Wait for every worker's model, then split this rank's transformer passes over the group."""
-        self._wait_for(self._ready, "load the model", None)
+        self._wait_for(lambda: self._ready, "load the model", None)
         _wrap(pipeline)
 
     def close(self, grace_s: float = 5.0) -> None:
@@ -250,6 +264,7 @@ class ContextParallelGroup:
                 dist.destroy_process_group()
             except Exception as exc:  # noqa: BLE001 - a group broken by a failed worker may not tear down cleanly
                 log.debug("context parallelism: leaving the broken group: %s", exc)
+        self._store = None
         for q in [*self._jobs, self._reports]:
             if q is not None:
                 q.cancel_join_thread()
@@ -333,8 +348,6 @@ class ContextParallelGroup:
                 self._errors[rank] = value
             elif kind == "done":
                 self._done[rank] = value
-            elif kind == "started":
-                self._started.add(rank)
             elif kind == "ready":
                 self._ready.add(rank)
 
@@ -357,9 +370,14 @@ class ContextParallelGroup:
             if time.monotonic() >= deadline:
                 return None
 
-    def _wait_for(self, seen: set[int], what: str, timeout_s: float | None) -> None:
+    def _joining(self) -> set[int]:
+        """The workers that reached the rendezvous (wrote their key to rank 0's store)."""
+        return {rank for rank in range(1, self.world) if self._store.check([_joining_key(rank)])}
+
+    def _wait_for(self, seen: Callable[[], set[int]], what: str, timeout_s: float | None) -> None:
+        """Until ``seen()`` holds every worker: raise at a worker's failure (within a poll) or after ``timeout_s``."""
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while len(seen) < self.world - 1:
+        while len(seen()) < self.world - 1:
             self._drain(timeout=POLL_S)
             failure = self._failure(wait_s=0.0)
             if failure is not None:

@@ -84,6 +84,13 @@ def check_speed_options(options) -> None:
     """Refuse combinations that cannot work, before anything loads."""
     fp8 = getattr(options, "fp8_linears", "off")
     fused = getattr(options, "stage2_lora_mode", "unfused") == "fused"
+    if int(getattr(options, "context_parallel", 1) or 1) > 1 and getattr(options, "compile", "off") != "off":
+        # Each rank compiles its own block graphs around the per-call attention hooks and all-gathers of
+        # ltx2_parallel; on the tiny model two gloo ranks then issued mismatched collectives and the run aborted.
+        raise GeneratorError(
+            f"generator.compile: {options.compile} does not work with context_parallel: {options.context_parallel} yet (the ranks' "
+            "compiled blocks issue mismatched collectives); use compile: off with context parallelism"
+        )
     if fp8 != "off" and getattr(options, "fp8_storage", False):
         raise GeneratorError("generator.fp8_linears and generator.fp8_storage both change how the weights are stored; use one of them")
     if fp8 != "off" and options.offload != "none":

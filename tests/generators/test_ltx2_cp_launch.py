@@ -7,13 +7,15 @@ segment 1 continues from that tail, so its latents differ by 1.4e-4 and its fram
 (1 % of them). Asserted: frames ≤ 1 code value apart in the chain, latents < 1e-6 relative from the same inputs
 (segment 0, and segment 1 run on the one-process tail), < 1e-3 in the chain.
 A worker that raises, or dies, must fail the segment on rank 0 with a GeneratorError naming it, write nothing,
-and leave no process.
+and leave no process; one that fails before the group forms (no GPU context) or while loading its model must fail
+``load()`` with its error within seconds, not after the collective timeout.
 """
 
 from __future__ import annotations
 
 import os
 import signal
+import time
 
 import numpy as np
 import pytest
@@ -21,6 +23,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from generators.ltx2 import LTX2Generator  # noqa: E402
+from generators import ltx2_cp_launch  # noqa: E402
 from generators.ltx2_cp_launch import ContextParallelGroup, worker_devices, worker_main  # noqa: E402
 from generators.ltx2_speed import latent_rel_error  # noqa: E402
 from orchestrator.errors import ConfigError, GeneratorError  # noqa: E402
@@ -79,6 +82,57 @@ def failing_worker(rank, world, options, device, port, jobs, reports):
 
     ContextParallelTransformer.__call__ = flaky
     worker_main(rank, world, options, device, port, jobs, reports)
+
+
+def worker_failing_early(rank, world, options, device, port, jobs, reports):
+    """The real worker, failing where ``LONGTAKE_TEST_FAIL_AT`` says: ``join`` (its GPU context cannot be made, so it
+    never reaches the rendezvous) or ``load`` (no room for the model). It writes when it failed to ``..._STAMP``."""
+    from generators import ltx2_cp_launch as launch
+    from generators.ltx2 import LTX2Generator
+
+    def fail(message, after_s=0.0):
+        def raiser(*_args, **_kwargs):
+            time.sleep(after_s)
+            with open(os.environ["LONGTAKE_TEST_FAIL_STAMP"], "w") as stamp:
+                stamp.write(repr(time.time()))
+            raise RuntimeError(message)
+
+        return raiser
+
+    if os.environ["LONGTAKE_TEST_FAIL_AT"] == "join":
+        # Making a CUDA context takes a moment: rank 0 has long seen the process up when it fails.
+        launch._init_group = fail("CUDA error: out of memory (injected: no context on this GPU)", after_s=1.0)
+    else:
+        LTX2Generator._load_pipeline = fail("not enough GPU memory to hold the model (injected)")
+    worker_main(rank, world, options, device, port, jobs, reports)
+
+
+@pytest.mark.parametrize(
+    "where, error",
+    [
+        ("join", r"rank 1 \(cpu\) failed: RuntimeError: CUDA error: out of memory \(injected.* before it could join the group"),
+        ("load", r"rank 1 \(cpu\) failed: RuntimeError: not enough GPU memory to hold the model \(injected\) before it could load the model"),
+    ],
+)
+def test_a_worker_failing_before_the_group_is_up_fails_load_within_seconds(where, error, tiny_model, tmp_path, monkeypatch):
+    import multiprocessing
+
+    # Before the fix rank 0 sat in the rendezvous until this timeout (900 s in production) and then raised a bare
+    # store error; lowered so that failure shows in half a minute.
+    monkeypatch.setattr(ltx2_cp_launch, "COLLECTIVE_TIMEOUT_S", 30.0)
+    monkeypatch.setattr(ContextParallelGroup, "worker_entry", staticmethod(worker_failing_early))
+    monkeypatch.setenv("LONGTAKE_TEST_FAIL_AT", where)
+    monkeypatch.setenv("LONGTAKE_TEST_FAIL_STAMP", str(tmp_path / "failed_at"))
+    gen = LTX2Generator(options(tiny_model, context_parallel=2), cache_dir=tmp_path / "cache")
+    try:
+        with pytest.raises(GeneratorError, match=error):
+            gen.load()
+        delay_s = time.time() - float((tmp_path / "failed_at").read_text())
+        assert delay_s < 10.0, f"rank 0 saw the worker's failure only {delay_s:.1f} s later"
+        assert gen._cp is None
+        assert not [p for p in multiprocessing.active_children() if p.name.startswith("longtake-cp-rank")]
+    finally:
+        gen.close()
 
 
 # First: one process joins one group at a time, and the module-scoped two-process generator below stays loaded.

@@ -104,6 +104,7 @@ def test_speed_options_refuse_combinations_that_cannot_work(tiny_model, lora_fil
         (dict(fp8_linears="emulated", offload="model"), "needs the transformer resident"),
         (dict(stage2_lora_mode="fused", stage2_lora=str(lora_file), offload="sequential"), "cannot stream"),
         (dict(stage2_lora_mode="fused", stage2_lora=str(lora_file), fp8_linears="emulated"), "cannot swap weights"),
+        (dict(compile="blocks", context_parallel=2), "does not work with context_parallel: 2"),
     ]
     for kw, message in cases:
         with pytest.raises(GeneratorError, match=message):
