@@ -6,7 +6,9 @@ A backend that can price its work returns a ``CostModel`` from
 generation shape; ``plan_cost`` adds the segments of a plan up and divides by
 the plan's output seconds. The unit is the backend's: GPU-seconds for a local
 GPU backend (``ltx2``), dollars for a hosted one. The planner only compares
-costs of one model with each other, so it works in any unit.
+costs of one model with each other, so it works in any unit. One-time costs
+(a compile warm-up paid once per machine) are kept apart from the per-second
+figure: they do not grow with the plan and vanish on the next run.
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ class PlanCost:
     segments: tuple[SegmentCost, ...]
     parts: dict[str, float]  # summed over segments
     basis: str  # where the figures come from (card, date, measured or extrapolated)
+    one_time: dict[str, float] = field(default_factory=dict)  # paid once (per machine), not in total
+    one_time_basis: str = ""
 
     @property
     def per_output_s(self) -> float:
@@ -46,10 +50,15 @@ class PlanCost:
     def describe(self) -> str:
         """One line for ``longtake plan``."""
         parts = ", ".join(f"{name} {value:,.0f}" for name, value in self.parts.items() if value > 0)
-        return (
+        text = (
             f"estimated cost: {self.total:,.0f} {self.unit} for {self.output_s:.1f} s of video = "
             f"{self.per_output_s:.2f} {self.unit} per output second ({parts})\n  basis: {self.basis}"
         )
+        for name, value in self.one_time.items():
+            text += f"\none-time: {name} {value:,.0f} {self.unit} on a machine's first run (not in the figures above)"
+        if self.one_time and self.one_time_basis:
+            text += f"\n  basis: {self.one_time_basis}"
+        return text
 
 
 class CostModel(ABC):
@@ -66,6 +75,14 @@ class CostModel(ABC):
     def segment_cost(self, *, width: int, height: int, num_frames: int, fps: Fraction) -> SegmentCost:
         """Estimated cost of generating one segment of ``num_frames`` frames at ``width``×``height``."""
 
+    def one_time_costs(self) -> dict[str, float]:
+        """Costs paid once per machine rather than per segment (name → amount in ``unit``); none by default."""
+        return {}
+
+    @property
+    def one_time_basis(self) -> str:
+        return ""
+
     def plan_cost(self, plan: "Plan") -> PlanCost:
         segments = tuple(self.segment_cost(width=plan.width, height=plan.height, num_frames=s.gen_frames, fps=plan.fps) for s in plan.segments)
         parts: dict[str, float] = {}
@@ -79,4 +96,6 @@ class CostModel(ABC):
             segments=segments,
             parts=parts,
             basis=self.basis,
+            one_time=self.one_time_costs(),
+            one_time_basis=self.one_time_basis,
         )

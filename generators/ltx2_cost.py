@@ -12,15 +12,33 @@ size) and stage 2 (full size):
   fit (relative error) to the measured passes in ``FORWARD_POINTS``.
 - ``passes``: 1 for the distilled recipe (8 fixed steps, no guidance); for the
   dev recipe one per active guidance term (cond, CFG, STG, modality).
-- ``lora``: the rank-384 distilled LoRA run unfused through PEFT adds an
-  estimated 15 % to the linear term of stage 2 (12–19 % per linear was seen);
-  not yet measured end to end, and nothing when it is fused or absent.
+- ``lora``: the rank-384 distilled LoRA run unfused through PEFT adds 18 %
+  of the (bf16) linear term to each stage-2 pass: the fit to
+  ``UNFUSED_LORA_POINT``, where it added 7.8 % to stage 2 at 1088×1920×241
+  on an H200. Fused (``stage2_lora_mode: fused``) it costs what no LoRA costs
+  (37.8 s against 38.1 s for that segment), so it adds nothing then.
 - ``k_rest``: conditioning encode, upsample, VAE decode and clip writing per
   output pixel-frame, fitted to ``REST_POINTS``.
 
-All calibration points are bf16 with random weights of LTX-2.3's shapes
-(which cost what the real ones do), diffusers 0.42.1. Every figure for a
-shape or recipe not in the tables is an extrapolation of this fit.
+Speed options (``generators.ltx2_speed``):
+
+- ``fp8_linears: on`` + ``compile: blocks`` multiplies the linear term of
+  every pass by ``fp8_compile_linear_factor()`` (≈ 0.60), a one-parameter fit
+  to ``FP8_COMPILE_POINTS``; the constant and the attention term stay. That
+  one factor reproduces the measured pass ratios of both stages (0.68–0.71 at
+  stage 1's 8k–16k tokens, where the linears are ~75 % of a pass; 0.78–0.83 at
+  stage 2's 33k–63k tokens, where attention weighs more) within ±0.025, while
+  one constant per stage would miss by up to 0.037. The unfused LoRA's extra
+  matmuls stay bf16, so its overhead is not scaled.
+- ``compile: blocks`` alone, and ``fp8_linears: on`` without it, are priced
+  as bf16: neither has a warm-segment measurement yet.
+- Compilation is a one-time cost per machine (on a cold Inductor cache), not
+  a per-second one: ``LTX2CostModel.one_time_costs`` gives it apart, from
+  ``COMPILE_WARMUP_POINTS`` (the first segment's wall minus a warm one's).
+
+All calibration points use random weights of LTX-2.3's shapes (which cost what
+the real ones do), diffusers 0.42.1. Every figure for a shape or recipe not in
+the tables is an extrapolation of this fit.
 """
 
 from __future__ import annotations
@@ -35,7 +53,6 @@ from generators.cost import CostModel, SegmentCost
 
 STAGE2_STEPS = 3  # the distilled sigmas [0.909375, 0.725, 0.421875] → 0
 DISTILLED_STAGE1_STEPS = 8
-UNFUSED_LORA_LINEAR_OVERHEAD = 0.15  # estimate, see the module docstring
 
 
 @dataclass(frozen=True)
@@ -75,6 +92,64 @@ BASIS = (
 )
 
 
+@dataclass(frozen=True)
+class SpeedupPoint:
+    """One transformer pass timed in bf16 and with a speed option set, same shape, same card."""
+
+    video_tokens: int
+    bf16_s: float
+    option_s: float
+    card: str
+    date: str
+    source: str
+
+    @property
+    def ratio(self) -> float:
+        return self.option_s / self.bf16_s
+
+
+_FP8_OPT = "benchmarks/results/ltx2_gpu_h200_fp8_2026-11-30.json (bf16 and fp8+compile in one process)"
+_FP8_PLAN = "benchmarks/results/ltx2_gpu_h200_plan_fp8_2026-11-30.json against the bf16 ltx2_gpu_h200_plan_2026-11-30.json"
+# fp8_linears: on + compile: blocks (fp8_edge_blocks_bf16: 1, attention: auto), one unguided pass per stage, warm.
+FP8_COMPILE_POINTS: tuple[SpeedupPoint, ...] = (
+    SpeedupPoint(8_160, 0.71, 0.4826, "H200", "2026-11-30", _FP8_PLAN + ", stage 1 of 1088x1920x121"),
+    SpeedupPoint(13_260, 1.58, 1.0825, "H200", "2026-11-30", _FP8_PLAN + ", stage 1 of 1088x1920x201"),
+    SpeedupPoint(15_810, 1.5148, 1.0790, "H200", "2026-11-30", _FP8_OPT + ", stage 1 of 1088x1920x241"),
+    SpeedupPoint(32_640, 3.67, 2.8509, "H200", "2026-11-30", _FP8_PLAN + ", stage 2 of 1088x1920x121"),
+    SpeedupPoint(53_040, 7.59, 6.3281, "H200", "2026-11-30", _FP8_PLAN + ", stage 2 of 1088x1920x201"),
+    SpeedupPoint(63_240, 30.094 / 3, 25.048 / 3, "H200", "2026-11-30", _FP8_OPT + ", stage 2 of 1088x1920x241"),
+)
+# Stage 2 of 1088x1920x241 (3 passes, bf16) without the LoRA and with it unfused; fused it took 37.8 s of segment wall
+# against 38.1 s without (benchmarks/results/ltx2_gpu_h200_options_lora2_2026-11-30.log).
+UNFUSED_LORA_POINT = SpeedupPoint(
+    63_240, 29.90, 32.24, "H200", "2026-11-30", "benchmarks/results/ltx2_gpu_h200_options_lora2_2026-11-30.json, stage 2 of 1088x1920x241"
+)
+
+
+@dataclass(frozen=True)
+class WarmupPoint:
+    """The first segment's wall on a cold Inductor cache and a warm segment's, same shape and options."""
+
+    first_s: float
+    warm_s: float
+    graphs: int
+    card: str
+    date: str
+    source: str
+
+    @property
+    def one_time_s(self) -> float:
+        return self.first_s - self.warm_s
+
+
+_WARMUP = "benchmarks/results/ltx2_gpu_h200_fp8_2026-11-30.log, 1088x1920x241, one unguided stage-1 pass + 3 stage-2 passes"
+COMPILE_WARMUP_POINTS: dict[str, WarmupPoint] = {
+    "fp8_linears+compile": WarmupPoint(175.6, 32.5, 6, "H200", "2026-11-30", _WARMUP),
+    # compile alone was stopped in its measured segment: bf16's warm segment (what compile alone is priced as) stands in.
+    "compile": WarmupPoint(102.1, 37.8, 4, "H200", "2026-11-30", _WARMUP + "; warm segment: bf16's"),
+}
+
+
 @lru_cache(maxsize=1)
 def forward_coefficients() -> tuple[float, float, float]:
     """(c₀, c₁, c₂) of ``forward(T) = c₀ + c₁·T + c₂·T²``, least squares in relative error over ``FORWARD_POINTS``."""
@@ -92,9 +167,31 @@ def rest_seconds_per_pixel_frame() -> float:
     return float(pixels @ seconds / (pixels @ pixels))
 
 
-def forward_seconds(video_tokens: int) -> float:
+def forward_seconds(video_tokens: int, *, linear_factor: float = 1.0) -> float:
+    """One pass in bf16, or with a speed option that scales the linear layers' term by ``linear_factor``."""
     c0, c1, c2 = forward_coefficients()
-    return c0 + c1 * video_tokens + c2 * video_tokens**2
+    return c0 + linear_factor * c1 * video_tokens + c2 * video_tokens**2
+
+
+def _linear_share(tokens: np.ndarray) -> np.ndarray:
+    c0, c1, c2 = forward_coefficients()
+    return c1 * tokens / (c0 + c1 * tokens + c2 * tokens**2)
+
+
+@lru_cache(maxsize=1)
+def fp8_compile_linear_factor() -> float:
+    """k in ``ratio(T) = 1 − (1 − k)·share(T)``, least squares over ``FP8_COMPILE_POINTS`` (share: the fit's linear term / pass)."""
+    share = _linear_share(np.array([p.video_tokens for p in FP8_COMPILE_POINTS], dtype=np.float64))
+    saved = 1.0 - np.array([p.ratio for p in FP8_COMPILE_POINTS], dtype=np.float64)
+    return float(1.0 - share @ saved / (share @ share))
+
+
+@lru_cache(maxsize=1)
+def unfused_lora_linear_overhead() -> float:
+    """The unfused LoRA's extra time per stage-2 pass as a fraction of the bf16 fit's linear term, from ``UNFUSED_LORA_POINT``."""
+    p = UNFUSED_LORA_POINT
+    _c0, c1, _c2 = forward_coefficients()
+    return (p.option_s - p.bf16_s) / STAGE2_STEPS / (c1 * p.video_tokens)
 
 
 def video_tokens(width: int, height: int, num_frames: int, *, temporal: int = 8, spatial: int = 32, keyframes: int = 0) -> int:
@@ -107,13 +204,13 @@ def stage2_forward_seconds(recipe: "LTX2Recipe", width: int, height: int, num_fr
     audio stream; overlaps are computed twice). The per-tile sum is this fit's extrapolation, not yet measured."""
     shape = dict(temporal=recipe.temporal, spatial=recipe.spatial, keyframes=recipe.keyframes)
     if not recipe.stage2_tile_px:
-        return forward_seconds(video_tokens(width, height, num_frames, **shape))
+        return forward_seconds(video_tokens(width, height, num_frames, **shape), linear_factor=recipe.linear_factor)
     from generators.ltx2_tiles import Stage2Tiling
 
     tiling = Stage2Tiling(recipe.stage2_tile_px, recipe.stage2_tile_overlap_px)
     frames = (num_frames - 1) // recipe.temporal + 1 + recipe.keyframes
     tiles = tiling.tile_tokens(height // recipe.spatial, width // recipe.spatial, frames, recipe.spatial)
-    return sum(forward_seconds(t) for t in tiles)
+    return sum(forward_seconds(t, linear_factor=recipe.linear_factor) for t in tiles)
 
 
 @dataclass(frozen=True)
@@ -129,6 +226,17 @@ class LTX2Recipe:
     stage2_tile_overlap_px: int = 64
     temporal: int = 8
     spatial: int = 32
+    fp8_linears: str = "off"
+    compile: str = "off"
+
+    @property
+    def speed_set(self) -> str | None:
+        """The measured speed option set this recipe runs (``fp8_linears+compile``), or None for bf16 pricing."""
+        return "fp8_linears+compile" if self.fp8_linears == "on" and self.compile == "blocks" else None
+
+    @property
+    def linear_factor(self) -> float:
+        return fp8_compile_linear_factor() if self.speed_set else 1.0
 
     @classmethod
     def from_options(cls, options) -> "LTX2Recipe":
@@ -152,12 +260,22 @@ class LTX2Recipe:
             unfused_lora=lora,
             stage2_tile_px=int(getattr(options, "stage2_tile_px", 0) or 0),
             stage2_tile_overlap_px=int(getattr(options, "stage2_tile_overlap_px", 64)),
+            fp8_linears=str(getattr(options, "fp8_linears", "off")),
+            compile=str(getattr(options, "compile", "off")),
         )
 
     def describe(self) -> str:
         stage1 = f"stage 1 {self.stage1_steps} steps × {self.passes_per_step} pass{'es' if self.passes_per_step > 1 else ''}"
         tiles = f" in {self.stage2_tile_px}px tiles" if self.stage2_tile_px else ""
-        return stage1 + (f", stage 2 {STAGE2_STEPS} steps{tiles}" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
+        text = stage1 + (f", stage 2 {STAGE2_STEPS} steps{tiles}" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
+        if self.speed_set:
+            points = FP8_COMPILE_POINTS
+            return text + (
+                f"; fp8_linears: on + compile: blocks: linear term ×{self.linear_factor:.2f} (fit to {len(points)} {points[0].card} pass "
+                f"ratios {min(p.ratio for p in points):.2f}–{max(p.ratio for p in points):.2f}, {points[0].date})"
+            )
+        unmeasured = [f"{name}: {value}" for name, value in (("fp8_linears", self.fp8_linears), ("compile", self.compile)) if value != "off"]
+        return text + (f"; {' + '.join(unmeasured)} priced as bf16 (not measured alone)" if unmeasured else "")
 
 
 class LTX2CostModel(CostModel):
@@ -173,15 +291,34 @@ class LTX2CostModel(CostModel):
     def segment_cost(self, *, width: int, height: int, num_frames: int, fps: Fraction | None = None) -> SegmentCost:
         r = self.recipe
         shape = dict(temporal=r.temporal, spatial=r.spatial, keyframes=r.keyframes)
+        k = r.linear_factor
         if r.two_stage:
-            stage1 = r.stage1_steps * r.passes_per_step * forward_seconds(video_tokens(width // 2, height // 2, num_frames, **shape))
+            stage1 = r.stage1_steps * r.passes_per_step * forward_seconds(video_tokens(width // 2, height // 2, num_frames, **shape), linear_factor=k)
             t2 = video_tokens(width, height, num_frames, **shape)
             _c0, c1, _c2 = forward_coefficients()
-            lora = UNFUSED_LORA_LINEAR_OVERHEAD * c1 * t2 if r.unfused_lora else 0.0
+            lora = unfused_lora_linear_overhead() * c1 * t2 if r.unfused_lora else 0.0
             stage2 = STAGE2_STEPS * (stage2_forward_seconds(r, width, height, num_frames) + lora)
         else:
-            stage1 = r.stage1_steps * r.passes_per_step * forward_seconds(video_tokens(width, height, num_frames, **shape))
+            stage1 = r.stage1_steps * r.passes_per_step * forward_seconds(video_tokens(width, height, num_frames, **shape), linear_factor=k)
             stage2 = 0.0
         rest = rest_seconds_per_pixel_frame() * width * height * num_frames
         parts = {"stage 1": stage1, "stage 2": stage2, "decode+io": rest}
         return SegmentCost(total=stage1 + stage2 + rest, parts=parts)
+
+    def one_time_costs(self) -> dict[str, float]:
+        """Compilation on a cold Inductor cache: paid by a machine's first run, then cached (``ltx2_speed.compile_cache_dir``)."""
+        if self.recipe.compile != "blocks":
+            return {}
+        point = COMPILE_WARMUP_POINTS[self.recipe.speed_set or "compile"]
+        return {"compile warm-up": point.one_time_s}
+
+    @property
+    def one_time_basis(self) -> str:
+        if self.recipe.compile != "blocks":
+            return ""
+        name = self.recipe.speed_set or "compile"
+        p = COMPILE_WARMUP_POINTS[name]
+        return (
+            f"{name}: first segment {p.first_s:.0f} s against {p.warm_s:.1f} s warm on {p.card} ({p.graphs} block graphs, {p.date}); "
+            "guided (dev) passes compile more graphs (not measured); paid again after a torch or diffusers upgrade"
+        )

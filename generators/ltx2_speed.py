@@ -17,6 +17,10 @@ which are exact and which approximate (the README's table is built from it).
 - ``compile: blocks``: diffusers' regional compilation
   (``compile_repeated_blocks``: each transformer block is compiled once and
   reused); it is what fuses fp8's activation quantisation into the matmuls.
+  Its compiled graphs persist in one per-user folder (``compile_cache_dir``:
+  ``$TORCHINDUCTOR_CACHE_DIR`` when set, else ``~/.cache/longtake/inductor``),
+  so the 2–3 minute warm-up of a full-size model is paid once per machine and
+  torch version, not once per ``longtake run`` or per project.
 - ``attention``: ``auto`` asks PyTorch's SDPA for cuDNN first (then flash,
   efficient, math: a kernel that cannot take an input falls through), or notes
   in one line where the build or device has no cuDNN attention; ``native``
@@ -35,9 +39,11 @@ from __future__ import annotations
 
 import fnmatch
 import logging
+import os
 import re
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from orchestrator.errors import GeneratorError
@@ -185,11 +191,55 @@ def apply_fp8_linears(transformer, mode: str, *, device: str, edge_blocks_bf16: 
 
 
 # ------------------------------------------------------------------------------------------ compilation
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+
+
+def compile_cache_dir() -> Path:
+    """Where Inductor keeps compiled graphs: the user's ``$TORCHINDUCTOR_CACHE_DIR``, else ``$XDG_CACHE_HOME/longtake/inductor``
+    (``~/.cache/longtake/inductor``).
+
+    Per user, not per project: the block graphs depend on the model's shapes, the options and the torch build, never
+    on a project, and PyTorch's own default (``/tmp/torchinductor_<user>``) is emptied on reboot on many machines.
+    """
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    # Importing torch._dynamo writes PyTorch's default into the variable, so only another value is the user's.
+    given = os.environ.get(INDUCTOR_CACHE_ENV)
+    if given and os.path.abspath(given) != os.path.abspath(default_cache_dir()):
+        return Path(given).expanduser().resolve()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base).expanduser().resolve() / "longtake" / "inductor"
+
+
+def use_persistent_compile_cache() -> Path:
+    """Point Inductor's on-disk caches (FX graphs, AOTAutograd, Triton kernels) at ``compile_cache_dir()``; before the first compile."""
+    import torch._functorch.config
+    import torch._inductor.config
+
+    folder = compile_cache_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GeneratorError(
+            f"generator.compile: blocks keeps compiled graphs in {folder}, which cannot be created ({exc.strerror}); "
+            f"set {INDUCTOR_CACHE_ENV} to a writable folder"
+        ) from None
+    # Inductor reads the variable on every cache access, so setting it here (not at import) is enough.
+    os.environ[INDUCTOR_CACHE_ENV] = str(folder)
+    # Both are on in stock PyTorch; a process that switched them off (another library, a test) would pay the warm-up again.
+    torch._inductor.config.fx_graph_cache = True
+    torch._functorch.config.enable_autograd_cache = True
+    log.info("compile: blocks caches compiled graphs in %s (%s to move it)", folder, INDUCTOR_CACHE_ENV)
+    return folder
+
+
 def apply_compile(transformer, mode: str) -> int:
     """Regional compilation of the repeated transformer blocks; returns how many blocks were wrapped."""
     if mode == "off":
         return 0
     import torch._dynamo
+
+    use_persistent_compile_cache()
 
     # One block graph serves every segment length and both stages: with dynamic=None each new token count first
     # compiles a static graph, then recompiles (a plan holds a dozen lengths at two stage sizes). The guided passes

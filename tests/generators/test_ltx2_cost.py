@@ -8,7 +8,16 @@ import pytest
 
 from generators.cost import CostModel
 from generators.ltx2 import LTX2Generator
-from generators.ltx2_cost import FORWARD_POINTS, LTX2CostModel, LTX2Recipe, forward_seconds, video_tokens
+from generators.ltx2_cost import (
+    COMPILE_WARMUP_POINTS,
+    FORWARD_POINTS,
+    FP8_COMPILE_POINTS,
+    UNFUSED_LORA_POINT,
+    LTX2CostModel,
+    LTX2Recipe,
+    forward_seconds,
+    video_tokens,
+)
 from orchestrator.config import LTX2Options
 from segmenters.plan import FrameGrid, Plan, make_segment
 
@@ -57,6 +66,50 @@ def test_identity_anchor_and_unfused_lora_add_work():
     assert lora.parts["stage 2"] > base.parts["stage 2"] * 1.03
 
 
+def test_unfused_lora_costs_the_measured_share_of_stage_2_and_fused_costs_nothing():
+    base = cost(LTX2Options(model_variant="distilled"), frames=241)
+    unfused = cost(LTX2Options(model_variant="distilled", stage2_lora="/x/lora.safetensors"), frames=241)
+    fused = cost(LTX2Options(model_variant="distilled", stage2_lora="/x/lora.safetensors", stage2_lora_mode="fused"), frames=241)
+    assert UNFUSED_LORA_POINT.ratio == pytest.approx(1.078, abs=0.001)  # 32.24 s against 29.90 s on an H200
+    assert unfused.parts["stage 2"] / base.parts["stage 2"] == pytest.approx(UNFUSED_LORA_POINT.ratio, abs=0.005)
+    assert fused.total == base.total and unfused.parts["stage 1"] == base.parts["stage 1"]
+
+
+def test_fp8_compile_pass_ratios_follow_the_h200_measurements():
+    k = LTX2Recipe(fp8_linears="on", compile="blocks").linear_factor
+    assert 0.55 < k < 0.65
+    for point in FP8_COMPILE_POINTS:  # one factor on the linear term fits both stages' ratios
+        predicted = forward_seconds(point.video_tokens, linear_factor=k) / forward_seconds(point.video_tokens)
+        assert predicted == pytest.approx(point.ratio, abs=0.025), point.source
+
+
+def test_fp8_with_compile_prices_a_segment_lower_and_each_alone_as_bf16():
+    bf16 = cost(LTX2Options(model_variant="distilled"), frames=241)
+    fast = cost(LTX2Options(model_variant="distilled", fp8_linears="on", compile="blocks"), frames=241)
+    # Stage 1 (16k tokens) ≈ 0.71, stage 2 (63k) ≈ 0.83 as measured at 1088x1920x241; decode and writing unchanged.
+    assert fast.parts["stage 1"] / bf16.parts["stage 1"] == pytest.approx(0.712, abs=0.02)
+    assert fast.parts["stage 2"] / bf16.parts["stage 2"] == pytest.approx(0.832, abs=0.02)
+    assert fast.parts["decode+io"] == bf16.parts["decode+io"]
+    assert 0.78 < fast.total / bf16.total < 0.86
+    for alone in (dict(compile="blocks"), dict(fp8_linears="on"), dict(fp8_linears="emulated", compile="blocks")):
+        assert cost(LTX2Options(model_variant="distilled", **alone), frames=241).total == bf16.total, alone
+    one_stage = cost(LTX2Options(model_variant="distilled", stage2="none", fp8_linears="on", compile="blocks"))
+    assert one_stage.parts["stage 1"] < cost(LTX2Options(model_variant="distilled", stage2="none")).parts["stage 1"]
+
+
+def test_compile_warm_up_is_a_one_time_cost_only_with_compile_on():
+    def model(**kw):
+        return LTX2Generator.cost_model(LTX2Options(model_variant="distilled", **kw))
+
+    assert model().one_time_costs() == {} and model(fp8_linears="on").one_time_costs() == {}
+    fp8_compile = model(fp8_linears="on", compile="blocks")
+    assert fp8_compile.one_time_costs() == {"compile warm-up": pytest.approx(175.6 - 32.5)}
+    assert model(compile="blocks").one_time_costs() == {"compile warm-up": pytest.approx(102.1 - 37.8)}
+    assert COMPILE_WARMUP_POINTS["fp8_linears+compile"].card == "H200"
+    assert "fp8_linears: on + compile: blocks: linear term ×0.60" in fp8_compile.basis
+    assert "compile: blocks priced as bf16 (not measured alone)" in model(compile="blocks").basis
+
+
 def test_shorter_passes_cost_less_per_second():
     per_s = {n: cost(LTX2Options(model_variant="distilled"), frames=n).total / (n / 24) for n in (241, 481)}
     assert per_s[241] < 0.8 * per_s[481]
@@ -78,3 +131,9 @@ def test_plan_cost_adds_the_segments_and_divides_by_output_seconds():
     assert total.per_output_s == pytest.approx(expected / (400 / 24))
     assert total.unit == "GPU-s" and "H200" in total.basis and "EXTRAPOLATED" in total.basis
     assert "GPU-s per output second" in total.describe()
+    assert total.one_time == {} and "one-time" not in total.describe()
+    compiled = LTX2CostModel(LTX2Recipe(fp8_linears="on", compile="blocks")).plan_cost(plan)
+    assert compiled.total < total.total and compiled.one_time == {"compile warm-up": pytest.approx(143.1)}
+    line = next(l for l in compiled.describe().splitlines() if l.startswith("one-time:"))
+    assert line == "one-time: compile warm-up 143 GPU-s on a machine's first run (not in the figures above)"
+    assert compiled.per_output_s == pytest.approx(compiled.total / (400 / 24))  # the warm-up is not spread over seconds

@@ -8,6 +8,9 @@ rounding, approximate ones must stay within a bound.
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -20,6 +23,7 @@ from generators.ltx2_speed import (
     SPEED_OPTIONS,
     apply_compile,
     apply_fp8_linears,
+    compile_cache_dir,
     drop_all_ones_mask,
     fp8_linear_names,
     is_exact,
@@ -150,6 +154,63 @@ def test_compile_blocks_wraps_every_repeated_block(tiny_model):
     model = LTX2VideoTransformer3DModel.from_pretrained(tiny_model / "transformer")
     assert apply_compile(model, "off") == 0
     assert apply_compile(model, "blocks") == model.config.num_layers == 2
+
+
+def test_compile_cache_dir_is_per_user_unless_the_user_names_one(monkeypatch, tmp_path):
+    from torch._inductor.runtime.cache_dir_utils import default_cache_dir
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", default_cache_dir())  # what importing torch._dynamo leaves there
+    assert compile_cache_dir() == (tmp_path / "xdg" / "longtake" / "inductor").resolve()
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR")
+    assert compile_cache_dir() == (tmp_path / "xdg" / "longtake" / "inductor").resolve()
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert compile_cache_dir() == (tmp_path / "mine").resolve()
+
+
+def test_an_unwritable_compile_cache_is_a_clear_error(monkeypatch, tmp_path):
+    from generators.ltx2_speed import use_persistent_compile_cache
+
+    (tmp_path / "file").write_text("not a folder")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "file" / "inductor"))
+    with pytest.raises(GeneratorError, match="TORCHINDUCTOR_CACHE_DIR to a writable folder"):
+        use_persistent_compile_cache()
+
+
+# One segment with compile: blocks in a fresh process; prints Inductor's cache counters and where the cache went.
+_COMPILE_CHILD = """
+import json, logging, os, sys
+from pathlib import Path
+logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
+from torch._dynamo.utils import counters
+from generators.ltx2 import LTX2Generator
+from tests.generators.test_ltx2 import options, request
+model, work = Path(sys.argv[1]), Path(sys.argv[2])
+single_pass = dict(stage2="none", stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0)
+LTX2Generator(options(model, compile="blocks", **single_pass), cache_dir=work / "cache").generate(request(work / "seg", seed=3))
+print(json.dumps({"counters": {k: dict(counters[k]) for k in ("inductor", "aot_autograd")}, "dir": os.environ["TORCHINDUCTOR_CACHE_DIR"]}))
+"""
+
+
+@pytest.mark.slow
+def test_compiled_blocks_are_reused_by_the_next_process(tiny_model, tmp_path):
+    """The warm-up is paid once per machine: a second process loads the first one's graphs from the per-user cache."""
+    env = {k: v for k, v in os.environ.items() if k != "TORCHINDUCTOR_CACHE_DIR"} | {"XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).resolve().parents[2]), env.get("PYTHONPATH", "")])
+    folder = (tmp_path / "xdg" / "longtake" / "inductor").resolve()
+    runs = []
+    for index in range(2):
+        done = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, str(tiny_model), str(tmp_path / f"run{index}")], env=env,
+                              capture_output=True, text=True, timeout=600)  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"compile: blocks caches compiled graphs in {folder}" in done.stderr
+        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    first, second = (r["counters"] for r in runs)
+    assert all(r["dir"] == str(folder) for r in runs)
+    assert first["inductor"].get("fxgraph_cache_miss", 0) > 0 and first["inductor"].get("fxgraph_cache_hit", 0) == 0
+    assert second["inductor"].get("fxgraph_cache_hit", 0) > 0 and second["inductor"].get("fxgraph_cache_miss", 0) == 0
+    assert second["aot_autograd"].get("autograd_cache_hit", 0) > 0
+    assert any((folder / "fxgraph").rglob("*")) and any((folder / "aotautograd").rglob("*"))
 
 
 def test_fused_lora_matches_unfused_and_restores_the_base_weights(tiny_model, lora_file, tmp_path):

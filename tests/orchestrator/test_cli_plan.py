@@ -117,6 +117,21 @@ def test_plan_prints_the_ltx2_cost_and_picks_the_cheapest_target(tmp_path, speec
     assert re.search(r"target segment length [\d.]+ s \(not set: the cheapest per output second", proc.stdout)
     assert "basis: " in proc.stdout and "EXTRAPOLATED" in proc.stdout
 
+    assert "one-time" not in proc.stdout
+
     explicit = write_project(tmp_path / "explicit", speech_flac, portrait_png, generator=generator)
     out = longtake("plan", str(explicit), check=True).stdout
     assert "target segment length 4 s (segmenter.target_segment_s)" in out
+    assert "one-time" not in out
+
+    # fp8_linears + compile: a lower estimate for the same plan, and the compile warm-up on its own line.
+    speed = {"fp8_linears": "on", "compile": "blocks"}
+    fast = write_project(tmp_path / "fast", speech_flac, portrait_png, generator=generator | speed)
+    fast_out = longtake("plan", str(fast), check=True).stdout
+    per_s = {name: float(re.search(r"= ([\d.]+) GPU-s per output second", text).group(1)) for name, text in (("bf16", out), ("fp8", fast_out))}
+    fast_plan = Plan.load(tmp_path / "fast" / "project.longtake-work" / "plan.json")
+    fast_model = LTX2Generator.cost_model(LTX2Options(**{k: v for k, v in (generator | speed).items() if k != "backend"}))
+    fast_total = sum(fast_model.segment_cost(width=fast_plan.width, height=fast_plan.height, num_frames=s.gen_frames, fps=Fraction(24)).total
+                     for s in fast_plan.segments)  # fmt: skip
+    assert per_s["fp8"] == pytest.approx(fast_total / (fast_plan.total_frames / 24), abs=0.006) and per_s["fp8"] < per_s["bf16"]
+    assert re.search(r"^one-time: compile warm-up 143 GPU-s on a machine's first run", fast_out, re.M), fast_out
