@@ -56,7 +56,7 @@ def namespace_token() -> str:
 
 
 def start_ticks(pid: int) -> int | None:
-    """When ``pid`` started, in clock ticks since boot; None when it does not exist; 0 when unknowable."""
+    """When ``pid`` started, in clock ticks since boot; None when it does not exist (or is a zombie); 0 when unknowable."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:
@@ -65,6 +65,8 @@ def start_ticks(pid: int) -> int | None:
         return 0 if pid_alive(pid) else None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = raw[raw.rfind(")") + 2:].split()
+    if fields[:1] in (["Z"], ["X"]):
+        return None  # exited, its parent has not reaped it yet (a SIGKILLed Ray worker): it will write nothing more
     try:
         return int(fields[19])  # field 22 of the whole line
     except (IndexError, ValueError):

@@ -286,3 +286,25 @@ def test_a_lease_of_a_dead_local_run_is_taken_over_and_a_live_one_refused(tmp_pa
     finally:
         sleeper.kill()
         sleeper.wait()
+
+
+def test_an_exited_process_not_yet_reaped_counts_as_dead():
+    """A zombie (exited, its parent has not waited for it) keeps its /proc entry and its start time, but runs no
+    more: its lease and its cache temp folders are free to take (a SIGKILLed Ray worker sits so until its raylet reaps it)."""
+    import time
+
+    from orchestrator.hosts import ProcessId, start_ticks
+
+    if not Path("/proc/self/stat").exists():
+        pytest.skip("needs /proc")
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    me = ProcessId.me()
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":  # not reaped: no wait() yet
+            assert time.monotonic() < deadline, "the child did not exit"
+            time.sleep(0.05)
+        assert start_ticks(child.pid) is None
+        assert not ProcessId(me.host, me.namespace, child.pid, 0).alive()
+    finally:
+        child.wait()
