@@ -332,10 +332,10 @@ class LTX2Generator(Generator):
         cp_world = int(getattr(self.options, "context_parallel", 1) or 1)
         if self.pipeline is not None and (cp_world == 1 or self._cp is not None):
             return
-        if cp_world > 1:
-            from generators.ltx2_speed import check_speed_options
+        from generators.ltx2_speed import check_speed_options
 
-            check_speed_options(self.options)  # before any worker starts
+        check_speed_options(self.options)  # before anything loads or any worker starts
+        if cp_world > 1:
             from generators.ltx2_cp_launch import ContextParallelGroup
 
             self._cp = ContextParallelGroup(self.options, cp_world)
@@ -355,10 +355,9 @@ class LTX2Generator(Generator):
             return
         from generators import ltx2_loading as L
 
-        from generators.ltx2_speed import apply_speed_options, check_speed_options
+        from generators.ltx2_speed import apply_speed_options
 
         o = self.options
-        check_speed_options(o)
         L.check_device(o.device)
         info = self.model_info()
         if str(o.device).startswith("cuda"):
