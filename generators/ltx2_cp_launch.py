@@ -98,6 +98,10 @@ def _init_group(rank: int, world: int, device: str, store) -> None:
     )  # fmt: skip
 
 
+def _segment_lost(segment_index: int, failure: str) -> GeneratorError:
+    return GeneratorError(f"segment {segment_index}: {failure}; the segment was not written (finished segments are kept)")
+
+
 def _wrap(pipeline) -> None:
     from generators.ltx2_parallel import ContextParallelTransformer
 
@@ -294,7 +298,7 @@ class ContextParallelGroup:
                 watcher.join()
                 failure = self._failure(wait_s=ERROR_REPORT_WAIT_S if isinstance(exc, Exception) else 0.0)
                 if failure is not None:
-                    raise GeneratorError(f"segment {job.segment_index}: {failure}; the segment was not written (finished segments are kept)") from exc
+                    raise _segment_lost(job.segment_index, failure) from exc
                 raise
             stop.set()
             watcher.join()
@@ -329,7 +333,7 @@ class ContextParallelGroup:
             self._drain(timeout=POLL_S)
             failure = self._failure(wait_s=0.0)
             if failure is not None:
-                raise GeneratorError(f"segment {segment_index}: {failure}; the segment was not written (finished segments are kept)")
+                raise _segment_lost(segment_index, failure)
             if time.monotonic() > deadline:
                 late = [r for r in range(1, self.world) if self._done.get(r) != seq]
                 raise GeneratorError(f"segment {segment_index}: context-parallel worker rank(s) {late} did not finish within {COLLECTIVE_TIMEOUT_S:.0f} s")
