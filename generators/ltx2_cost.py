@@ -305,19 +305,24 @@ class LTX2CostModel(CostModel):
         parts = {"stage 1": stage1, "stage 2": stage2, "decode+io": rest}
         return SegmentCost(total=stage1 + stage2 + rest, parts=parts)
 
+    def _warmup(self) -> tuple[str, WarmupPoint] | None:
+        """The measured compile warm-up this recipe pays (its option set's name and point), or None without compile."""
+        if self.recipe.compile != "blocks":
+            return None
+        name = self.recipe.speed_set or "compile"
+        return name, COMPILE_WARMUP_POINTS[name]
+
     def one_time_costs(self) -> dict[str, float]:
         """Compilation on a cold Inductor cache: paid by a machine's first run, then cached (``ltx2_speed.compile_cache_dir``)."""
-        if self.recipe.compile != "blocks":
-            return {}
-        point = COMPILE_WARMUP_POINTS[self.recipe.speed_set or "compile"]
-        return {"compile warm-up": point.one_time_s}
+        warmup = self._warmup()
+        return {} if warmup is None else {"compile warm-up": warmup[1].one_time_s}
 
     @property
     def one_time_basis(self) -> str:
-        if self.recipe.compile != "blocks":
+        warmup = self._warmup()
+        if warmup is None:
             return ""
-        name = self.recipe.speed_set or "compile"
-        p = COMPILE_WARMUP_POINTS[name]
+        name, p = warmup
         return (
             f"{name}: first segment {p.first_s:.0f} s against {p.warm_s:.1f} s warm on {p.card} ({p.graphs} block graphs, {p.date}); "
             "guided (dev) passes compile more graphs (not measured); paid again after a torch or diffusers upgrade"
