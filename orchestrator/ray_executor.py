@@ -253,7 +253,7 @@ class RayPool:
                 feed()
                 continue
             idle.append(actor)
-            if result.get("actor_id"):  # a replacement actor's place is known from its first result
+            if result.get("actor_id"):  # refreshed each time: a replacement is placed late, and Ray may restart an actor elsewhere
                 self.where[result["actor_id"]] = {k: result.get(k) for k in ("host", "node_ip", "gpu", "pid", "actor_id")}
             self._finished(job, result)
             feed()
