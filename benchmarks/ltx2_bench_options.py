@@ -29,6 +29,9 @@ OPTION_SETS: dict[str, tuple[dict, str | None]] = {
     "fp8": ({"fp8_linears": "on"}, "bf16"),
     "fp8+compile": ({"fp8_linears": "on", "compile": "blocks"}, "bf16"),
     "sage": ({"attention": "sage"}, "bf16"),
+    # stage 2 in spatial tiles of --tile-px ("<tile>"): attention falls from T² to Σ tile²; approximate
+    "tiles": ({"stage2_tile_px": "<tile>"}, "bf16"),
+    "fp8+compile+tiles": ({"fp8_linears": "on", "compile": "blocks", "stage2_tile_px": "<tile>"}, "bf16"),
     "lora-unfused": ({"stage2_lora": "<lora>"}, None),
     "lora-fused": ({"stage2_lora": "<lora>", "stage2_lora_mode": "fused"}, "lora-unfused"),
 }
@@ -113,6 +116,14 @@ def measure_option(make_generator, make_request, *, width: int, height: int, fra
             "fp8_layers": fp8_layers, "peak_allocated_gib": peak}  # fmt: skip
 
 
+def with_tile(options: dict, tile: tuple[int, int]) -> dict:
+    """``options`` with its ``"<tile>"`` placeholder replaced by ``stage2_tile_px``/``stage2_tile_overlap_px`` = ``tile``."""
+    out = dict(options)
+    if out.get("stage2_tile_px") == "<tile>":
+        out["stage2_tile_px"], out["stage2_tile_overlap_px"] = tile
+    return out
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0][:300] if text else ""
@@ -135,6 +146,8 @@ def exactness(options: dict) -> str:
     from generators.ltx2_speed import SPEED_OPTIONS, is_exact
 
     approximate = [f"{k}: {v}" for k, v in options.items() if k in SPEED_OPTIONS and not is_exact(k, v)]
+    if options.get("stage2_tile_px"):  # tiles do not attend to each other (exact only when one tile covers the latent)
+        approximate.append(f"stage2_tile_px: {options['stage2_tile_px']}")
     return "approximate (" + ", ".join(approximate) + ")" if approximate else "exact"
 
 

@@ -573,6 +573,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--plan-options", default=None, help="plan section: measure with this speed option set (a name from --options' list, e.g. fp8+compile)")
     ap.add_argument("--options", default=None, help="options section: which option sets (default all; see benchmarks/ltx2_bench_options.py)")
     ap.add_argument("--options-size", default=None, help="options section: WxH (default 1088x1920)")
+    ap.add_argument("--tile-px", type=int, default=None, help="options/plan sections: stage2_tile_px of the *tiles sets (default 1088; tiny: 64)")
+    ap.add_argument("--tile-overlap-px", type=int, default=None, help="their stage2_tile_overlap_px (default 64; tiny: 32)")
     ap.add_argument("--options-frames", type=int, default=None, help="options section: frames per segment (default 241)")
     ap.add_argument("--summarize", type=Path, nargs="+", default=None, help="merge these JSON results and print the report")
     args = ap.parse_args(argv)
@@ -607,6 +609,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
 
+    tile_px = (args.tile_px or (64 if args.tiny else 1088), args.tile_overlap_px or (32 if args.tiny else 64))
     if args.tiny:
         from tests.generators.tiny_ltx2 import build_tiny_ltx2
 
@@ -735,7 +738,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.plan_options:
             from benchmarks import ltx2_bench_options as OB
 
-            speed = OB.OPTION_SETS[args.plan_options][0]
+            speed = OB.with_tile(OB.OPTION_SETS[args.plan_options][0], tile_px)
             log(f"plan: priced with the speed options {args.plan_options} = {speed}")
         gen = LTX2Generator(opts(stage1_steps=1, guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0, **speed), cache_dir=work / "plan-cache")
         t = time.perf_counter()
@@ -788,7 +791,7 @@ def main(argv: list[str] | None = None) -> int:
         lora = None
         for name in names:
             kw, baseline = OB.OPTION_SETS[name]
-            kw = dict(kw)
+            kw = OB.with_tile(kw, tile_px)
             if args.tiny and kw.get("fp8_linears") == "on":
                 kw.update(fp8_linears="emulated", fp8_edge_blocks_bf16=0)  # no fp8 matmuls on a CPU: the same rounding, emulated
             if kw.get("stage2_lora") == "<lora>":

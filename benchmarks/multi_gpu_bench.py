@@ -74,10 +74,14 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
     starts = [e["t_s"] for e in seg if e["event"] == "step_started"]
     ends = [e["t_s"] for e in seg if e["event"] == "step_finished"]
     per_gpu: dict[str, int] = {}
+    first_on_gpu: dict[str, float] = {}  # each actor's first segment carries its warm-ups (compile, kernel tuning)
     for e in seg:
         if e["event"] == "step_finished":
             where = f"{e.get('host')}/gpu{e.get('gpu')}"
             per_gpu[where] = per_gpu.get(where, 0) + 1
+            first_on_gpu.setdefault(where, e.get("seconds") or 0.0)
+    segment_gpu_s = sum(e.get("seconds") or 0.0 for e in seg if e["event"] == "step_finished")
+    output_s = _duration_s(folder / "video.mp4")
     return {
         "gpus": gpus,
         "segments": len(ends),
@@ -85,7 +89,24 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
         "segment_mean_s": round(sum(e.get("seconds") or 0 for e in seg if e["event"] == "step_finished") / max(len(ends), 1), 2),
         "wall_s": round(wall_s, 2),
         "per_gpu": per_gpu,
+        # What the user pays: GPU-seconds of segment work per second of finished video (every segment's time, summed)
+        "segment_gpu_s": round(segment_gpu_s, 2),
+        "output_s": round(output_s, 3),
+        "gpu_s_per_output_s": round(segment_gpu_s / output_s, 3) if output_s else None,
+        "first_segment_s_per_gpu": first_on_gpu,
     }
+
+
+def _duration_s(video: Path) -> float:
+    """Frames / frame rate of the finished video's video stream (0 when there is none)."""
+    import av
+
+    if not video.is_file():
+        return 0.0
+    with av.open(str(video)) as container:
+        stream = container.streams.video[0]
+        frames = stream.frames or sum(1 for _ in container.demux(stream) if _.size)
+        return float(frames / stream.average_rate) if stream.average_rate else 0.0
 
 
 def main() -> None:
@@ -123,6 +144,8 @@ def main() -> None:
         wall_x = first["wall_s"] / r["wall_s"]
         r["segments_speedup"], r["wall_speedup"] = round(seg_x, 3), round(wall_x, 3)
         print(f"{r['gpus']:>4}  {r['segments']:>8}  {r['segments_s']:>10}  {seg_x:>7.2f}x  {r['wall_s']:>8}  {wall_x:>7.2f}x  {r['per_gpu']}")
+        print(f"      {r['segment_gpu_s']} GPU-s of segments for {r['output_s']} s of video = {r['gpu_s_per_output_s']} GPU-s per output s "
+              f"(first segment per GPU, warm-ups included: {r['first_segment_s_per_gpu']})")
     if args.json_out:
         args.json_out.write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
 
