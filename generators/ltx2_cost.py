@@ -32,6 +32,12 @@ Speed options (``generators.ltx2_speed``):
   matmuls stay bf16, so its overhead is not scaled.
 - ``compile: blocks`` alone, and ``fp8_linears: on`` without it, are priced
   as bf16: neither has a warm-segment measurement yet.
+- ``stage2_tile_px``: each stage-2 pass is priced as one ``forward`` per
+  spatial tile (the constant and the audio stream repeat per tile, overlaps
+  count twice). That per-tile sum, an extrapolation of the untiled fit, was
+  checked against ``TILE_CHECK_POINTS``: 1088-px tiles at 1088×1920×241 on an
+  H200, within 2 % with and without fp8+compile (``test_ltx2_cost.py`` holds
+  it to 5 %).
 - Compilation is a one-time cost per machine (on a cold Inductor cache), not
   a per-second one: ``LTX2CostModel.one_time_costs`` gives it apart, from
   ``COMPILE_WARMUP_POINTS`` (the first segment's wall minus a warm one's).
@@ -126,6 +132,15 @@ UNFUSED_LORA_POINT = SpeedupPoint(
 )
 
 
+_TILES = "benchmarks/results/ltx2_gpu_h200_options_tiles_2026-11-30.json (each against bf16 in one process)"
+# Stage 2 (3 passes) of 1088x1920x241 with stage2_tile_px 1088 (overlap 64: 2 tiles of 34x34 latents, 8 rows shared),
+# measured; not used by the fit, only to check its per-tile extrapolation: (options, stage-2 seconds).
+TILE_CHECK_POINTS: tuple[tuple[dict, float, str], ...] = (
+    ({"stage2_tile_px": 1088}, 22.97, _TILES + ", tiles"),
+    ({"stage2_tile_px": 1088, "fp8_linears": "on", "compile": "blocks"}, 17.74, _TILES + ", fp8+compile+tiles"),
+)
+
+
 @dataclass(frozen=True)
 class WarmupPoint:
     """The first segment's wall on a cold Inductor cache and a warm segment's, same shape and options."""
@@ -201,7 +216,8 @@ def video_tokens(width: int, height: int, num_frames: int, *, temporal: int = 8,
 
 def stage2_forward_seconds(recipe: "LTX2Recipe", width: int, height: int, num_frames: int) -> float:
     """One stage-2 pass: over the whole latent, or one forward per spatial tile (each repeats the fixed cost and the
-    audio stream; overlaps are computed twice). The per-tile sum is this fit's extrapolation, not yet measured."""
+    audio stream; overlaps are computed twice). The per-tile sum extrapolates the untiled fit; ``TILE_CHECK_POINTS``
+    checks it."""
     shape = dict(temporal=recipe.temporal, spatial=recipe.spatial, keyframes=recipe.keyframes)
     if not recipe.stage2_tile_px:
         return forward_seconds(video_tokens(width, height, num_frames, **shape), linear_factor=recipe.linear_factor)
