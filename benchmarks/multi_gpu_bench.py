@@ -80,6 +80,7 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
             where = f"{e.get('host')}/gpu{e.get('gpu')}"
             per_gpu[where] = per_gpu.get(where, 0) + 1
             first_on_gpu.setdefault(where, e.get("seconds") or 0.0)
+    loads = {f"{e.get('host')}/gpu{e.get('gpu')}": e.get("seconds") for e in events if e["event"] == "generator_loaded" and e.get("gpu") is not None}
     segment_gpu_s = sum(e.get("seconds") or 0.0 for e in seg if e["event"] == "step_finished")
     output_s = _duration_s(folder / "video.mp4")
     return {
@@ -94,6 +95,7 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
         "output_s": round(output_s, 3),
         "gpu_s_per_output_s": round(segment_gpu_s / output_s, 3) if output_s else None,
         "first_segment_s_per_gpu": first_on_gpu,
+        "actor_load_s": loads,  # each actor's model load + prompt encoding, before the first segment
     }
 
 
@@ -136,7 +138,10 @@ def main() -> None:
             ap.error("give --project or --tiny")
         if args.first_s:
             overrides["voiceover"] = str(_excerpt(project, args.first_s, scratch))
-        rows = [run_once(project, n, args.chaining, scratch, overrides) for n in counts]
+        rows = []
+        for n in counts:  # each row printed as it ends: a run stopped at a time limit keeps the ones before it
+            rows.append(run_once(project, n, args.chaining, scratch, overrides))
+            print(f"--gpus {n}: {json.dumps(rows[-1])}", flush=True)
     first = rows[0]
     print(f"{'gpus':>4}  {'segments':>8}  {'segments_s':>10}  {'speed-up':>8}  {'wall_s':>8}  {'speed-up':>8}  per GPU")
     for r in rows:
@@ -145,7 +150,7 @@ def main() -> None:
         r["segments_speedup"], r["wall_speedup"] = round(seg_x, 3), round(wall_x, 3)
         print(f"{r['gpus']:>4}  {r['segments']:>8}  {r['segments_s']:>10}  {seg_x:>7.2f}x  {r['wall_s']:>8}  {wall_x:>7.2f}x  {r['per_gpu']}")
         print(f"      {r['segment_gpu_s']} GPU-s of segments for {r['output_s']} s of video = {r['gpu_s_per_output_s']} GPU-s per output s "
-              f"(first segment per GPU, warm-ups included: {r['first_segment_s_per_gpu']})")
+              f"(first segment per GPU: {r['first_segment_s_per_gpu']}; model load + prompts per actor before it: {r['actor_load_s']})")
     if args.json_out:
         args.json_out.write_text(json.dumps({"command": sys.argv, "rows": rows}, indent=1))
 

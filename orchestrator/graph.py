@@ -365,6 +365,11 @@ class RunGraph:
             self._reference_stats = color_stats(source)
         return apply_color_hold(context, color_stats(context), self._reference_stats, self.project.stitcher.color_hold_strength)
 
+    def load_generator(self) -> None:
+        """Load the generator and encode the prompts of the segments still to run (a pool's actor does it up front)."""
+        self._require_plan()
+        self._ensure_generator()
+
     def _ensure_generator(self) -> None:
         if self._loaded:
             return

@@ -91,6 +91,27 @@ class SegmentWorker:
         self._generator.cache_dir = Path(project.workdir) / "models"  # prompt embeddings go with their project
         return self._generator, options
 
+    def load(self, project: Project, vad: str | None) -> dict:
+        """Load the generator for ``project`` and encode its prompts before any segment is sent here.
+
+        Without it each actor's first segment carried the model load and prompt encoding (~35 s of an LTX-2.3
+        actor's first 704×1280 segment on an H200), serially inside the segment phase and billed to a segment.
+        """
+        where = self.where()
+        t0 = time.monotonic()
+        try:
+            generator, options = self._generator_for(project)
+            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
+                             record=False)
+            if graph.run_plan(execute=False) is None:
+                raise RuntimeError("the actors were loaded before the plan was done")
+            graph.load_generator()
+            return {"ok": True, "seconds": round(time.monotonic() - t0, 3), **where}
+        except LongtakeError as exc:
+            return {"ok": False, "error": str(exc), "seconds": round(time.monotonic() - t0, 3), **where}
+        except Exception as exc:  # the project's segments report it in full; loading is only a head start
+            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": round(time.monotonic() - t0, 3), **where}
+
     def run_segment(self, project: Project, index: int, force: bool, vad: str | None, job_id: int) -> dict:
         where = {**self.where(), "job_id": job_id}
         t0 = time.monotonic()
@@ -236,6 +257,7 @@ class RayPool:
                     submit(_Job(run, index, index in run.redo, next(ids)))
             dispatch()
 
+        self._load_actors(runs)
         feed()
         while in_flight:
             [ref], _ = self.ray.wait(list(in_flight), num_returns=1)
@@ -253,10 +275,33 @@ class RayPool:
                 feed()
                 continue
             idle.append(actor)
-            if result.get("actor_id"):  # refreshed each time: a replacement is placed late, and Ray may restart an actor elsewhere
-                self.where[result["actor_id"]] = {k: result.get(k) for k in ("host", "node_ip", "gpu", "pid", "actor_id")}
+            self._remember_place(result)  # each time: a replacement is placed late, and Ray may restart an actor elsewhere
             self._finished(job, result)
             feed()
+
+    def _remember_place(self, result: dict) -> None:
+        if result.get("actor_id"):
+            self.where[result["actor_id"]] = {k: result.get(k) for k in ("host", "node_ip", "gpu", "pid", "actor_id")}
+
+    def _load_actors(self, runs: list[ProjectRun]) -> None:
+        """Every actor loads the generator of the first project with segments to run, all at once, before the first
+        segment goes out: segment times are then segment work, and the pool's GPUs start together."""
+        first = next((r for r in runs if not r.failed and r.graph.ready_segments(set(), r.redo)[0]), None)
+        if first is None:  # everything cached or failed: no model to load
+            return
+        refs = {actor.load.remote(first.project, self.vad): actor for actor in self.actors}
+        self.events.status(f"loading the generator on {len(refs)} actor(s)", final=True)
+        for ref, actor in refs.items():
+            try:
+                result = self.ray.get(ref)
+            except self.ray.exceptions.RayActorError as exc:  # its segments find out and are resubmitted as usual
+                log.warning("actor %s died while loading the generator: %s", actor._actor_id.hex(), exc)
+                continue
+            self._remember_place(result)
+            self.events.emit("generator_loaded", project=first.name, host=result.get("host"), gpu=result.get("gpu"),
+                             seconds=result.get("seconds"), ok=result["ok"], **({"error": result["error"]} if not result["ok"] else {}))
+            if not result["ok"]:
+                log.warning("loading the generator on gpu %s of %s failed: %s", result.get("gpu"), result.get("host"), result["error"])
 
     def _finished(self, job: _Job, result: dict) -> None:
         run = job.run

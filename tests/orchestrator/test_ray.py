@@ -110,6 +110,11 @@ def test_a_batch_on_the_pool_matches_sequential_runs_frame_for_frame(tmp_path, c
     assert len(finished) == len({(e["project"], e["step"]) for e in finished})  # each segment reported once
     assert finished and all(e["host"] and e["gpu"] in ("0", "1") and e["project"] for e in finished)
     assert {e["gpu"] for e in finished} == {"0", "1"}  # both actors worked
+    # Both actors loaded the generator before the first segment went out, so segment times are segment work.
+    loaded = [i for i, e in enumerate(evts) if e["event"] == "generator_loaded" and e.get("gpu") is not None]
+    first_segment = next(i for i, e in enumerate(evts) if e["event"] == "step_started" and e.get("step", "").startswith("segment_"))
+    assert {evts[i]["gpu"] for i in loaded} == {"0", "1"} and max(loaded) < first_segment
+    assert all(evts[i]["ok"] and evts[i]["seconds"] >= 0 and evts[i]["host"] for i in loaded)
     assert {e["project"] for e in evts if e["event"] == "project_finished" and e["ok"]} == {str(p) for p in projects.values()}
     for name in PROJECTS:
         assert frame_digest(tmp_path / name / "out" / "video.mp4") == sequential[name], name
@@ -117,7 +122,7 @@ def test_a_batch_on_the_pool_matches_sequential_runs_frame_for_frame(tmp_path, c
     # The same batch again is all cached: nothing is sent to an actor.
     again = longtake("run", *(str(p) for p in projects.values()), "--ray", cluster, "--json", timeout=600)
     assert again.returncode == 0, again.stderr
-    assert not [e for e in events(again) if e["event"] == "step_started"]
+    assert not [e for e in events(again) if e["event"] in ("step_started", "generator_loaded")]  # nor is a model loaded
 
 
 def test_one_failing_project_does_not_stop_the_others(tmp_path, cluster, sequential, speech_flac, portrait_png):
