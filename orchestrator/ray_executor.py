@@ -7,7 +7,18 @@ each project's graph which segments can run now (``RunGraph.ready_segments``:
 all of them in ``anchor``, whatever the graph says for modes whose segments
 read no other segment, one at a time per project in chained modes) and hands
 them to the actors, each idle actor taking the oldest waiting segment. Stitching and the
-report run on the driver once a project's segments are done.
+report run on the driver as soon as a project's own segments are done: a ``Finisher``
+thread works through the finished projects while the loop keeps the actors busy
+with the others' segments (with dozens of projects, the GPUs no longer wait for
+every stitch, nor every stitch for the last GPU segment).
+
+Threads: the pool loop never touches a project once it is handed to the
+finisher (its graph, summary and Events are the finisher's from then on); the
+two share only the process's stdout/stderr (``orchestrator.events`` serialises
+the writes) and the ``longtake`` logger (thread-safe). Ctrl-C reaches only the
+main thread: the finisher then stops the project it is finishing at its next
+progress report, drops the queued ones, and waits for that before the work
+folders' locks are released.
 
 The cache is the only channel for results: an actor writes a segment's entry
 into the project's work folder with the same temp-folder-then-rename as a
@@ -32,6 +43,7 @@ import logging
 import os
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,8 +228,11 @@ class RayPool:
             self.ray.shutdown()
 
     # ------------------------------------------------------------------------------------------
-    def run(self, runs: list[ProjectRun]) -> None:
+    def run(self, runs: list[ProjectRun], *, finisher: "Finisher | None" = None) -> None:
         """Feed every project's ready segments to the actors until each project is done or failed.
+
+        A project whose segments are all done (run here or found cached) goes to ``finisher`` at once, and the loop
+        leaves it alone from then on; without one, finishing is the caller's.
 
         Each idle actor takes the oldest waiting segment; Ray places the actors and restarts them. Not
         ``ray.util.ActorPool``: it hands an actor back to its idle list, and the next waiting segment to it, before
@@ -246,7 +261,7 @@ class RayPool:
 
         def feed() -> None:
             for run in runs:
-                if run.failed:
+                if (finisher is not None and run in finisher) or run.failed:  # in that order: a finisher thread may fail it
                     continue
                 ready, done = run.graph.ready_segments(run.in_flight | run.finished, run.redo)
                 for index in done:
@@ -255,6 +270,8 @@ class RayPool:
                     run.graph.events.segment_done(0.0, cached=True)
                 for index in ready:
                     submit(_Job(run, index, index in run.redo, next(ids)))
+                if finisher is not None and not run.in_flight and not _missing_segments(run):
+                    finisher.submit(run)
             dispatch()
 
         self._load_actors(runs)
@@ -329,19 +346,75 @@ class RayPool:
                          seconds=result.get("seconds"), host=result.get("host"), gpu=result.get("gpu"))
 
 
-def run_batch(runs: list[ProjectRun], *, pool: RayPool) -> None:
-    """Segments of every project through ``pool``, then each project's stitch and report here."""
-    pool.run(runs)
-    for run in runs:
-        if run.failed:
-            continue
-        missing = [s.index for s in run.graph.plan.segments if s.index not in run.finished]
-        if missing:  # pragma: no cover - the pool stops only when nothing is ready or in flight
-            run.fail(f"segments {missing} never became ready")
-            continue
+def _missing_segments(run: ProjectRun) -> list[int]:
+    return [s.index for s in run.graph.plan.segments if s.index not in run.finished]
+
+
+def finish_project(run: ProjectRun) -> None:
+    """Stitch, export and report one project whose segments are done; its failure is only its own."""
+    if run.failed:
+        return
+    missing = _missing_segments(run)
+    if missing:  # pragma: no cover - the pool stops only when nothing is ready or in flight
+        run.fail(f"segments {missing} never became ready")
+        return
+    try:
+        run.graph.finish(run.summary)
+    except LongtakeError as exc:
+        run.fail(str(exc), exc.exit_code)
+    except Exception as exc:  # noqa: BLE001 - one project's bug must not hide the others' results
+        run.fail(f"{type(exc).__name__}: {exc}")
+
+
+class Finisher:
+    """Finishes projects (``finish_project``) on ``workers`` driver threads, in the order they are handed over.
+
+    One worker by default: a stitch keeps the driver's few CPUs busy with x264's own threads. Used as a context
+    manager: a clean exit waits for every project handed over; an exception (Ctrl-C) stops the one being finished at
+    its next progress report, drops the rest, and still waits for that thread, so that no thread writes into a work
+    folder once its lock is released, and none keeps the interpreter from exiting.
+    """
+
+    def __init__(self, workers: int = 1):
+        if workers < 1:
+            raise ValueError(f"a Finisher needs at least one worker, got {workers}")
+        self._threads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="longtake-finish")
+        self._jobs: dict[int, tuple[ProjectRun, Future]] = {}  # by id(run): ProjectRun is an unhashable dataclass
+
+    def __contains__(self, run: ProjectRun) -> bool:
+        return id(run) in self._jobs
+
+    def submit(self, run: ProjectRun) -> None:
+        if run not in self:
+            self._jobs[id(run)] = (run, self._threads.submit(finish_project, run))
+
+    def __enter__(self) -> "Finisher":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
         try:
-            run.graph.finish(run.summary)
-        except LongtakeError as exc:
-            run.fail(str(exc), exc.exit_code)
-        except Exception as exc:  # noqa: BLE001 - one project's bug must not hide the others' results
-            run.fail(f"{type(exc).__name__}: {exc}")
+            if exc_type is not None:
+                self._stop()
+                return
+            try:
+                for _run, job in self._jobs.values():
+                    job.result()  # finish_project keeps each project's errors in its run; nothing else is raised
+            except BaseException:  # Ctrl-C while waiting for the finishing
+                self._stop()
+                raise
+        finally:
+            self._threads.shutdown(wait=True, cancel_futures=True)
+
+    def _stop(self) -> None:
+        for run, _job in self._jobs.values():
+            run.graph.events.stop_at_next_progress()
+
+
+def run_batch(runs: list[ProjectRun], *, pool: RayPool, finishers: int = 1) -> None:
+    """Segments of every project through ``pool``; each project's stitch and report here, on ``finishers`` threads,
+    as soon as its own segments are done. Returns once every project is finished or failed."""
+    with Finisher(finishers) as finisher:
+        pool.run(runs, finisher=finisher)
+        for run in runs:  # those the pool left incomplete: finish_project says which segments never became ready
+            if not run.failed and run not in finisher:
+                finisher.submit(run)

@@ -235,3 +235,98 @@ def test_a_segment_ray_gives_up_on_is_resubmitted_to_another_actor(deaths, tmp_p
     assert list(segment_dir.glob(".tmp-*")), "the killed actors left no temp folder: the test killed nothing mid-write"
     cache.sweep_temp()  # the dead actors' temp folders: their pids are dead on this host
     assert not list(segment_dir.glob(".*"))
+
+
+def test_a_project_is_stitched_while_the_pool_still_generates_another(tmp_path, cluster, sequential, speech_flac, portrait_png):
+    """anchor's segments all go out at once, tail's one after another behind them: anchor's stitch starts on the
+    driver's finishing thread before tail's last segment is done (not after the whole pool), and both videos are
+    still frame-identical to sequential runs."""
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor", "tail"])
+    anchor, tail = str(projects["anchor"]), str(projects["tail"])
+    proc = longtake("run", anchor, tail, "--ray", cluster, "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    evts = events(proc)
+    assert len(evts) == len(proc.stdout.splitlines())  # every stdout line a whole JSON event, though two threads write
+    stitch_started = [i for i, e in enumerate(evts) if e["event"] == "step_started" and e.get("step") == "stitch"]
+    assert [evts[i]["project"] for i in stitch_started] == [anchor, tail]
+    tail_segments = [i for i, e in enumerate(evts)
+                     if e["event"] == "step_finished" and e.get("step", "").startswith("segment_") and e["project"] == tail]
+    assert len(tail_segments) > 1
+    assert stitch_started[0] < max(tail_segments), "anchor was stitched only after tail's last segment"
+    assert stitch_started[1] > max(tail_segments)
+    assert {e["project"] for e in evts if e["event"] == "project_finished" and e["ok"]} == {anchor, tail}
+    for name in ("anchor", "tail"):
+        assert frame_digest(tmp_path / name / "out" / "video.mp4") == sequential[name], name
+
+
+def test_a_finishing_step_that_fails_fails_only_its_project_while_the_pool_goes_on(tmp_path, cluster, sequential, speech_flac,
+                                                                                   portrait_png, monkeypatch):
+    """The disk fills while anchor is stitched (early: tail's chained segments are still generating): anchor fails
+    with the disk's sentence and keeps its segments, tail goes on and finishes, the batch exits 1."""
+    import errno
+
+    import stitchers.stitch
+    from orchestrator.batch import exit_code, format_summary, run_projects
+    from orchestrator.events import Events
+
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor", "tail"])
+    tail_entries = tmp_path / "tail" / "work" / "cache" / "segment"
+    tail_done_then: list[int] = []
+    real_stitch = stitchers.stitch.stitch
+
+    def stitch(plan, clips, audio, out, **kwargs):
+        if Path(out).is_relative_to(tmp_path / "anchor"):
+            tail_done_then.append(len([p for p in tail_entries.iterdir() if not p.name.startswith(".")]) if tail_entries.is_dir() else 0)
+            raise OSError(errno.ENOSPC, "No space left on device", str(out))
+        return real_stitch(plan, clips, audio, out, **kwargs)
+
+    monkeypatch.setattr(stitchers.stitch, "stitch", stitch)
+    runs = run_projects([projects["anchor"], projects["tail"]], events=Events(progress=False), json_out=False, address=cluster)
+    by_name = {Path(r.name).stem: r for r in runs}
+    assert by_name["anchor"].failed and "write the cache entry for step `stitch`" in by_name["anchor"].error
+    assert "Finished steps are kept" in by_name["anchor"].error
+    assert not by_name["tail"].failed, by_name["tail"].error
+    assert tail_done_then and tail_done_then[0] < len(by_name["tail"].graph.plan.segments), "anchor was stitched after tail's segments"
+    assert exit_code(runs) == 1
+    summary = format_summary(runs)
+    assert f"FAILED  {projects['anchor']}: " in summary and f"ok      {projects['tail']}: " in summary
+    assert "1 of 2 project(s) finished, 1 failed (finished work is kept)" in summary
+    assert frame_digest(tmp_path / "tail" / "out" / "video.mp4") == sequential["tail"]
+    assert not (tmp_path / "anchor" / "out" / "video.mp4").exists()
+    anchor_cache = StepCache(tmp_path / "anchor" / "work")
+    assert len([e for e in anchor_cache.entries() if e.step == "segment"]) == len(by_name["anchor"].graph.plan.segments)
+    assert not list((tmp_path / "anchor" / "work" / "cache" / "stitch").glob(".tmp-*"))  # the failed stitch left nothing
+
+
+def test_ctrl_c_stops_the_finishing_thread_at_its_next_progress_report():
+    """Ctrl-C reaches the main thread only: the project being finished stops at its next progress report (not after
+    its whole stitch), the queued one never starts, and no finishing thread is left to hold up the exit."""
+    from types import SimpleNamespace
+
+    from orchestrator.events import Events
+    from orchestrator.ray_executor import Finisher, ProjectRun
+
+    started, finished = threading.Event(), []
+
+    class EndlessStitch:
+        def __init__(self, name):
+            self.name, self.events, self.plan = name, Events(progress=False), SimpleNamespace(segments=[])
+
+        def finish(self, summary):
+            started.set()
+            for frame in range(1, 1_000_000):
+                self.events.progress("stitching frame", frame, 1_000_000)
+                time.sleep(0.001)
+            finished.append(self.name)
+
+    runs = [ProjectRun(name, None, EndlessStitch(name)) for name in ("first", "queued")]  # type: ignore[arg-type]
+    t0 = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        with Finisher() as finisher:
+            for run in runs:
+                finisher.submit(run)
+            assert started.wait(30)
+            raise KeyboardInterrupt
+    assert time.monotonic() - t0 < 30
+    assert not [t for t in threading.enumerate() if t.name.startswith("longtake-finish")]
+    assert not finished and not any(r.failed for r in runs)  # interrupted, not failed: the same command resumes
