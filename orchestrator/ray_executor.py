@@ -223,7 +223,19 @@ class RayPool:
     def __exit__(self, *exc) -> None:
         self.close()
 
+    def release(self) -> None:
+        """Kill the actors (their models leave the GPUs; on a shared cluster other jobs get them) once no segment is
+        left to run; the pool is not used after this."""
+        if not self.actors:
+            return
+        for actor in self.actors:
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor, no_restart=True)
+        self.events.emit("pool_released", actors=len(self.actors))
+        self.actors = []
+
     def close(self) -> None:
+        self.release()
         if self.ray.is_initialized():
             self.ray.shutdown()
 
@@ -415,6 +427,7 @@ def run_batch(runs: list[ProjectRun], *, pool: RayPool, finishers: int = 1) -> N
     as soon as its own segments are done. Returns once every project is finished or failed."""
     with Finisher(finishers) as finisher:
         pool.run(runs, finisher=finisher)
+        pool.release()  # every segment is done: the GPUs go back to the cluster while the last stitches run here
         for run in runs:  # those the pool left incomplete: finish_project says which segments never became ready
             if not run.failed and run not in finisher:
                 finisher.submit(run)

@@ -254,6 +254,10 @@ def test_a_project_is_stitched_while_the_pool_still_generates_another(tmp_path, 
     assert len(tail_segments) > 1
     assert stitch_started[0] < max(tail_segments), "anchor was stitched only after tail's last segment"
     assert stitch_started[1] > max(tail_segments)
+    # Once no segment is left the actors go (their GPUs back to the cluster) while the last project is stitched.
+    released = [i for i, e in enumerate(evts) if e["event"] == "pool_released"]
+    tail_stitched = next(i for i, e in enumerate(evts) if e["event"] == "step_finished" and e.get("step") == "stitch" and e["project"] == tail)
+    assert len(released) == 1 and max(tail_segments) < released[0] < tail_stitched
     assert {e["project"] for e in evts if e["event"] == "project_finished" and e["ok"]} == {anchor, tail}
     for name in ("anchor", "tail"):
         assert frame_digest(tmp_path / name / "out" / "video.mp4") == sequential[name], name
