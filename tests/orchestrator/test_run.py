@@ -275,8 +275,11 @@ def test_init_writes_a_project_that_plans(tmp_path, speech_flac, portrait_png):
 def test_sigterm_or_ctrl_c_exits_130_and_the_rerun_resumes(baseline, tmp_path, sig):
     project = _copy_project(baseline, tmp_path / sig.name)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    # A suite started as a background job of a non-interactive shell (`cmd &`) passes SIGINT down ignored, and a
+    # Python that starts with SIGINT ignored never raises KeyboardInterrupt: give the run the default disposition.
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator.cli", "run", str(project), "--json"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO)  # fmt: skip
+                            stderr=subprocess.PIPE, text=True, env=env, cwd=REPO,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     finished = []
     for line in proc.stdout:
         event = json.loads(line)
