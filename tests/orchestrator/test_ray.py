@@ -125,6 +125,21 @@ def test_a_batch_on_the_pool_matches_sequential_runs_frame_for_frame(tmp_path, c
     assert not [e for e in events(again) if e["event"] in ("step_started", "generator_loaded")]  # nor is a model loaded
 
 
+def test_the_pool_sends_the_largest_waiting_segment_first(tmp_path, cluster, sequential, speech_flac, portrait_png):
+    """anchor's segments are all ready at once: they go out longest first (even shares of the GPUs), not in plan order."""
+    import json
+
+    projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor"])
+    proc = longtake("run", str(projects["anchor"]), "--ray", cluster, "--json", timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    frames = {f"segment_{s['index']:03d}": s["gen_frames"] for s in json.loads((tmp_path / "anchor" / "work" / "plan.json").read_text())["segments"]}
+    started = [e["step"] for e in events(proc) if e["event"] == "step_started" and e.get("step", "").startswith("segment_")]
+    assert sorted(started) == sorted(frames) and started != sorted(started)  # all of them, and not in plan order
+    sizes = [frames[step] for step in started]
+    assert sizes == sorted(sizes, reverse=True), sizes
+    assert frame_digest(tmp_path / "anchor" / "out" / "video.mp4") == sequential["anchor"]
+
+
 def test_one_failing_project_does_not_stop_the_others(tmp_path, cluster, sequential, speech_flac, portrait_png):
     projects = _batch(tmp_path, speech_flac, portrait_png, ["anchor"])
     broken = tmp_path / "broken.yaml"
