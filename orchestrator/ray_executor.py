@@ -257,8 +257,8 @@ class RayPool:
 
         Each idle actor takes the largest waiting segment (``segment_size``; the first waiting of equals): longest
         first keeps the GPUs' shares even. On the explainer's 22 segments, by the cost model, sending them in plan
-        order would leave 2 GPUs at 1.91× and 8 at 6.2×, longest first at 1.99× and 7.4×; the 8 that 2 H200s took
-        in plan order measured 1.88× where the model says 1.88× in order and 1.99× longest first.
+        order would leave 2 GPUs at 1.91× and 8 at 6.2×, longest first at 1.99× and 7.4×; the first 8 at 384×704,
+        which 2 H200s took in plan order at 1.88×, the model puts at 1.92× in order and 1.99× longest first.
         Ray places the actors and restarts them. Not
         ``ray.util.ActorPool``: it hands an actor back to its idle list, and the next waiting segment to it, before
         it raises that the actor died, so an actor Ray gave up on would take every segment in turn and lose it.
