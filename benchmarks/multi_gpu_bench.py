@@ -87,7 +87,7 @@ def run_once(project: Path, gpus: int, chaining: str | None, scratch: Path, over
         "gpus": gpus,
         "segments": len(ends),
         "segments_s": round(max(ends) - min(starts), 2) if ends else None,
-        "segment_mean_s": round(sum(e.get("seconds") or 0 for e in seg if e["event"] == "step_finished") / max(len(ends), 1), 2),
+        "segment_mean_s": round(segment_gpu_s / max(len(ends), 1), 2),
         "wall_s": round(wall_s, 2),
         "per_gpu": per_gpu,
         # What the user pays: GPU-seconds of segment work per second of finished video (every segment's time, summed)

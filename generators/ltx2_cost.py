@@ -189,8 +189,8 @@ def forward_seconds(video_tokens: int, *, linear_factor: float = 1.0) -> float:
 
 
 def _linear_share(tokens: np.ndarray) -> np.ndarray:
-    c0, c1, c2 = forward_coefficients()
-    return c1 * tokens / (c0 + c1 * tokens + c2 * tokens**2)
+    _c0, c1, _c2 = forward_coefficients()
+    return c1 * tokens / forward_seconds(tokens)
 
 
 @lru_cache(maxsize=1)

@@ -103,34 +103,36 @@ class SegmentWorker:
         self._generator.cache_dir = Path(project.workdir) / "models"  # prompt embeddings go with their project
         return self._generator, options
 
+    def _graph_for(self, project: Project, vad: str | None) -> RunGraph:
+        """The project's graph in this actor, around the resident generator; it records nothing (the driver does)."""
+        generator, options = self._generator_for(project)
+        return RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
+                        record=False)
+
     def load(self, project: Project, vad: str | None) -> dict:
         """Load the generator for ``project`` and encode its prompts before any segment is sent here.
 
         Without it each actor's first segment carried the model load and prompt encoding (~35 s of an LTX-2.3
         actor's first 704×1280 segment on an H200), serially inside the segment phase and billed to a segment.
         """
-        where = self.where()
         t0 = time.monotonic()
         try:
-            generator, options = self._generator_for(project)
-            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
-                             record=False)
+            graph = self._graph_for(project, vad)
             if graph.run_plan(execute=False) is None:
                 raise RuntimeError("the actors were loaded before the plan was done")
             graph.load_generator()
-            return {"ok": True, "seconds": round(time.monotonic() - t0, 3), **where}
+            outcome = {"ok": True}
         except LongtakeError as exc:
-            return {"ok": False, "error": str(exc), "seconds": round(time.monotonic() - t0, 3), **where}
+            outcome = {"ok": False, "error": str(exc)}
         except Exception as exc:  # the project's segments report it in full; loading is only a head start
-            return {"ok": False, "error": f"{type(exc).__name__}: {exc}", "seconds": round(time.monotonic() - t0, 3), **where}
+            outcome = {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {**outcome, "seconds": round(time.monotonic() - t0, 3), **self.where()}
 
     def run_segment(self, project: Project, index: int, force: bool, vad: str | None, job_id: int) -> dict:
         where = {**self.where(), "job_id": job_id}
         t0 = time.monotonic()
         try:
-            generator, options = self._generator_for(project)
-            graph = RunGraph(project.model_copy(update={"generator": options}), Events(progress=False), vad=vad, generator=generator,
-                             record=False)
+            graph = self._graph_for(project, vad)
             graph.prepare_segment(index)
             st = graph.resolve(segment_node(index), execute=True, force=force)
             return {"ok": st.done, "reason": st.reason, "seconds": round(time.monotonic() - t0, 3), **where}
@@ -264,11 +266,12 @@ class RayPool:
         it raises that the actor died, so an actor Ray gave up on would take every segment in turn and lose it.
         """
         idle = list(self.actors)
-        waiting: list[_Job] = []  # largest first
+        waiting: list[_Job] = []  # sorted largest first by dispatch()
         in_flight: dict[Any, tuple[Any, _Job]] = {}  # a run_segment call's ObjectRef -> its actor and job
         ids = iter(range(1 << 62))
 
         def dispatch() -> None:
+            waiting.sort(key=lambda j: -j.size)  # once per dispatch; stable: equals keep the order they came in
             while idle and waiting:
                 actor, job = idle.pop(0), waiting.pop(0)
                 job.attempts += 1
@@ -282,7 +285,6 @@ class RayPool:
             job.run.in_flight.add(job.index)
             job.size = segment_size(job.run, job.index)
             waiting.append(job)
-            waiting.sort(key=lambda j: -j.size)  # stable: equals keep the order they came in
 
         def feed() -> None:
             for run in runs:
