@@ -166,3 +166,31 @@ def test_report_flags_no_seam_inside_a_segment_of_a_tiled_run(tmp_path, tiny_mod
     print("tiled run: joins", joins, "seam candidates", [(s.frame, round(s.z, 2), s.flagged) for s in rep.seams])
     inside = [s for s in rep.seams if s.flagged and not any(abs(s.frame - j) <= 12 for j in joins)]
     assert inside == [], f"seams flagged inside segments: {inside} (joins at {joins})"
+
+
+# ------------------------------------------------------------------------------------------ on a GPU (pytest -m gpu)
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("one-tile", dict(stage2_tile_px=128, stage2_tile_overlap_px=32)),
+        ("2x2-tiles", dict(stage2_tile_px=64, stage2_tile_overlap_px=32)),
+        ("fp8+compile+2x2-tiles", dict(stage2_tile_px=64, stage2_tile_overlap_px=32, fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks")),
+    ],
+)
+def test_gpu_tiles_against_untiled(tiny_model, tmp_path, name, kw):
+    if kw.get("fp8_linears") == "on":
+        pytest.importorskip("torchao")
+        if torch.cuda.get_device_capability() < (8, 9):
+            pytest.skip("fp8 matmuls need compute capability ≥ 8.9")
+    _, ref_lat, ref_frames = run(tiny_model, tmp_path, "untiled", device="cuda", dtype="bfloat16")
+    g, lat, frames = run(tiny_model, tmp_path, name, device="cuda", dtype="bfloat16", **kw)
+    assert g.pipeline.stage2_tiling == Stage2Tiling(kw["stage2_tile_px"], kw["stage2_tile_overlap_px"])
+    err, psnr = latent_rel_error(ref_lat.float(), lat.float()), psnr_db(ref_frames, frames)
+    print(f"GPU quality guard, {name}: latent relative error {err:.2e}, PSNR {psnr:.1f} dB")
+    if name == "one-tile":
+        # one tile covering the latent gathers every token in order: the same kernels on the same shapes
+        assert torch.equal(lat, ref_lat) and torch.equal(frames, ref_frames)
+    else:
+        assert err < (0.25 if "fp8" in name else 0.1) and psnr > 18
