@@ -30,8 +30,13 @@ Speed options (``generators.ltx2_speed``):
   stage 2's 33k–63k tokens, where attention weighs more) within ±0.025, while
   one constant per stage would miss by up to 0.037. The unfused LoRA's extra
   matmuls stay bf16, so its overhead is not scaled.
-- ``compile: blocks`` alone, and ``fp8_linears: on`` without it, are priced
-  as bf16: neither has a warm-segment measurement yet.
+- ``compile: blocks`` alone and ``fp8_linears: on`` alone are priced the same
+  way, each with its own factor fitted to ``COMPILE_POINTS`` / ``FP8_POINTS``
+  (one pass per stage at 1088×1920×241, against bf16 in the same process):
+  compile alone ≈ 0.78 (it fuses the norms, modulation and activations around
+  the bf16 matmuls), fp8 alone ≈ 1.12 (> 1: without compile the per-row
+  activation quantisation runs as separate kernels and costs more than the
+  fp8 matmuls save).
 - ``stage2_tile_px``: each stage-2 pass is priced as one ``forward`` per
   spatial tile (the constant and the audio stream repeat per tile, overlaps
   count twice). That per-tile sum, an extrapolation of the untiled fit, was
@@ -125,6 +130,17 @@ FP8_COMPILE_POINTS: tuple[SpeedupPoint, ...] = (
     SpeedupPoint(53_040, 7.59, 6.3281, "H200", "2026-11-30", _FP8_PLAN + ", stage 2 of 1088x1920x201"),
     SpeedupPoint(63_240, 30.094 / 3, 25.048 / 3, "H200", "2026-11-30", _FP8_OPT + ", stage 2 of 1088x1920x241"),
 )
+_ALONE = "benchmarks/results/ltx2_gpu_h200_options_alone_2026-11-30.json (bf16 and the option in one process)"
+# compile: blocks alone (attention: auto), one unguided stage-1 pass and the 3 stage-2 passes, warm; GPU 1 of the run.
+COMPILE_POINTS: tuple[SpeedupPoint, ...] = (
+    SpeedupPoint(15_810, 1.5229, 1.2755, "H200", "2026-11-30", _ALONE + ", compile, stage 1 of 1088x1920x241"),
+    SpeedupPoint(63_240, 30.235 / 3, 27.336 / 3, "H200", "2026-11-30", _ALONE + ", compile, stage 2 of 1088x1920x241"),
+)
+# fp8_linears: on alone (fp8_edge_blocks_bf16: 1, no compile), the same shape; GPU 0 of the same run.
+FP8_POINTS: tuple[SpeedupPoint, ...] = (
+    SpeedupPoint(15_810, 1.5230, 1.6611, "H200", "2026-11-30", _ALONE + ", fp8, stage 1 of 1088x1920x241"),
+    SpeedupPoint(63_240, 30.286 / 3, 31.784 / 3, "H200", "2026-11-30", _ALONE + ", fp8, stage 2 of 1088x1920x241"),
+)
 # Stage 2 of 1088x1920x241 (3 passes, bf16) without the LoRA and with it unfused; fused it took 37.8 s of segment wall
 # against 38.1 s without (benchmarks/results/ltx2_gpu_h200_options_lora2_2026-11-30.log).
 UNFUSED_LORA_POINT = SpeedupPoint(
@@ -160,8 +176,8 @@ class WarmupPoint:
 _WARMUP = "benchmarks/results/ltx2_gpu_h200_fp8_2026-11-30.log, 1088x1920x241, one unguided stage-1 pass + 3 stage-2 passes"
 COMPILE_WARMUP_POINTS: dict[str, WarmupPoint] = {
     "fp8_linears+compile": WarmupPoint(175.6, 32.5, 6, "H200", "2026-11-30", _WARMUP),
-    # compile alone was stopped in its measured segment: bf16's warm segment (what compile alone is priced as) stands in.
-    "compile": WarmupPoint(102.1, 37.8, 4, "H200", "2026-11-30", _WARMUP + "; warm segment: bf16's"),
+    # compile alone, cold cache, while the other GPU of the host ran a benchmark (their 32 CPU cores shared)
+    "compile": WarmupPoint(160.8, 34.8, 4, "H200", "2026-11-30", _ALONE.split(" (")[0].replace(".json", ".log") + ", 1088x1920x241"),
 }
 
 
@@ -193,12 +209,25 @@ def _linear_share(tokens: np.ndarray) -> np.ndarray:
     return c1 * tokens / forward_seconds(tokens)
 
 
-@lru_cache(maxsize=1)
-def fp8_compile_linear_factor() -> float:
-    """k in ``ratio(T) = 1 − (1 − k)·share(T)``, least squares over ``FP8_COMPILE_POINTS`` (share: the fit's linear term / pass)."""
-    share = _linear_share(np.array([p.video_tokens for p in FP8_COMPILE_POINTS], dtype=np.float64))
-    saved = 1.0 - np.array([p.ratio for p in FP8_COMPILE_POINTS], dtype=np.float64)
+# The measured speed option sets: name -> the pass ratios their linear factor is fitted to.
+SPEED_SET_POINTS: dict[str, tuple[SpeedupPoint, ...]] = {
+    "fp8_linears+compile": FP8_COMPILE_POINTS,
+    "compile": COMPILE_POINTS,
+    "fp8_linears": FP8_POINTS,
+}
+
+
+@lru_cache(maxsize=None)
+def speed_set_linear_factor(name: str) -> float:
+    """k in ``ratio(T) = 1 − (1 − k)·share(T)``, least squares over the set's points (share: the fit's linear term / pass)."""
+    points = SPEED_SET_POINTS[name]
+    share = _linear_share(np.array([p.video_tokens for p in points], dtype=np.float64))
+    saved = 1.0 - np.array([p.ratio for p in points], dtype=np.float64)
     return float(1.0 - share @ saved / (share @ share))
+
+
+def fp8_compile_linear_factor() -> float:
+    return speed_set_linear_factor("fp8_linears+compile")
 
 
 @lru_cache(maxsize=1)
@@ -247,12 +276,15 @@ class LTX2Recipe:
 
     @property
     def speed_set(self) -> str | None:
-        """The measured speed option set this recipe runs (``fp8_linears+compile``), or None for bf16 pricing."""
-        return "fp8_linears+compile" if self.fp8_linears == "on" and self.compile == "blocks" else None
+        """The measured speed option set this recipe runs (a ``SPEED_SET_POINTS`` name), or None for bf16 pricing.
+
+        ``fp8_linears: emulated`` (a CPU check of the rounding, far slower) is not a speed option and is not priced."""
+        fp8, compiled = self.fp8_linears == "on", self.compile == "blocks"
+        return {(True, True): "fp8_linears+compile", (False, True): "compile", (True, False): "fp8_linears"}.get((fp8, compiled))
 
     @property
     def linear_factor(self) -> float:
-        return fp8_compile_linear_factor() if self.speed_set else 1.0
+        return speed_set_linear_factor(self.speed_set) if self.speed_set else 1.0
 
     @classmethod
     def from_options(cls, options) -> "LTX2Recipe":
@@ -285,13 +317,13 @@ class LTX2Recipe:
         tiles = f" in {self.stage2_tile_px}px tiles" if self.stage2_tile_px else ""
         text = stage1 + (f", stage 2 {STAGE2_STEPS} steps{tiles}" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
         if self.speed_set:
-            points = FP8_COMPILE_POINTS
+            points = SPEED_SET_POINTS[self.speed_set]
+            label = {"fp8_linears+compile": "fp8_linears: on + compile: blocks", "compile": "compile: blocks", "fp8_linears": "fp8_linears: on"}[self.speed_set]
             return text + (
-                f"; fp8_linears: on + compile: blocks: linear term ×{self.linear_factor:.2f} (fit to {len(points)} {points[0].card} pass "
+                f"; {label}: linear term ×{self.linear_factor:.2f} (fit to {len(points)} {points[0].card} pass "
                 f"ratios {min(p.ratio for p in points):.2f}–{max(p.ratio for p in points):.2f}, {points[0].date})"
             )
-        unmeasured = [f"{name}: {value}" for name, value in (("fp8_linears", self.fp8_linears), ("compile", self.compile)) if value != "off"]
-        return text + (f"; {' + '.join(unmeasured)} priced as bf16 (not measured alone)" if unmeasured else "")
+        return text + ("; fp8_linears: emulated priced as bf16 (a CPU check, far slower)" if self.fp8_linears == "emulated" else "")
 
 
 class LTX2CostModel(CostModel):
