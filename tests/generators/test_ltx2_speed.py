@@ -290,3 +290,15 @@ def test_gpu_fused_lora_matches_unfused(tiny_model, lora_file, tmp_path):
     fused, f_lat, f_frames = _gpu_run(tiny_model, tmp_path, "fused", stage2_lora=str(lora_file), stage2_lora_mode="fused")
     assert fused.speed.fused_lora is not None and fused.speed.fused_lora.bytes > 0
     assert latent_rel_error(u_lat.float(), f_lat.float()) < 0.05 and psnr_db(u_frames, f_frames) > 30
+
+
+def test_compile_with_guided_passes_on_a_gpu_warns_until_proven(tiny_model):
+    from generators.ltx2_speed import guided_compile_note
+
+    guided = options(tiny_model, device="cuda", compile="blocks", model_variant="dev")
+    note = guided_compile_note(guided)
+    assert note and "compile: off" in note and "aborted" in note
+    assert guided_compile_note(options(tiny_model, device="cuda", compile="blocks", model_variant="distilled")) is None
+    assert guided_compile_note(guided.model_copy(update={"guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0})) is None
+    assert guided_compile_note(guided.model_copy(update={"compile": "off"})) is None
+    assert guided_compile_note(guided.model_copy(update={"device": "cpu"})) is None
