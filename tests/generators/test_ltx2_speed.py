@@ -33,6 +33,7 @@ from generators.ltx2_speed import (
 from generators.ltx2_text import PromptEmbeddings
 from orchestrator.errors import GeneratorError
 from tests.generators.test_ltx2 import options, request
+from tests.generators.isolated import compare_isolated
 from tests.generators.tiny_ltx2 import build_tiny_ltx2
 
 
@@ -246,8 +247,7 @@ def test_quality_guard_each_option_against_todays_path(tiny_model, lora_file, tm
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-def _gpu_run(tiny_model, tmp_path, name, **kw):
-    return run(tiny_model, tmp_path, name, device="cuda", dtype="bfloat16", **kw)
+GPU = dict(device="cuda", dtype="bfloat16")
 
 
 @pytest.mark.gpu
@@ -256,6 +256,7 @@ def _gpu_run(tiny_model, tmp_path, name, **kw):
     "name, kw, exact",
     [
         ("compile", dict(compile="blocks"), True),
+        ("compile-unguided", dict(compile="blocks", guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0), True),
         ("attention-native", dict(attention="native"), True),
         ("fp8", dict(fp8_linears="on", fp8_edge_blocks_bf16=0), False),
         ("fp8-compile", dict(fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks"), False),
@@ -272,13 +273,14 @@ def test_gpu_option_against_bf16(tiny_model, tmp_path, name, kw, exact):
         pytest.importorskip("sageattention")
     if kw.get("attention") == "sage-hub":
         pytest.importorskip("kernels")
-    g, ref_lat, ref_frames = _gpu_run(tiny_model, tmp_path, "ref")
-    assert any("cuDNN SDPA first" in n for n in g.speed.notes) or any("default SDPA" in n for n in g.speed.notes)
-    opt, lat, frames = _gpu_run(tiny_model, tmp_path, name, **kw)
-    err, psnr = latent_rel_error(ref_lat.float(), lat.float()), psnr_db(ref_frames, frames)
+    # The baseline shares the option's recipe (guided or not): only the speed option differs.
+    recipe = {k: kw[k] for k in ("guidance_scale", "stg_scale", "modality_scale") if k in kw}
+    got = compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path, {**GPU, **recipe}, {**GPU, **kw})
+    assert any("cuDNN SDPA first" in n or "default SDPA" in n for n in got["ref_notes"])
+    err, psnr = got["latent_rel_error"], got["psnr_db"]
     print(f"GPU quality guard, {name}: latent relative error {err:.2e}, PSNR {psnr:.1f} dB")
     if kw.get("fp8_linears") == "on":
-        assert len(opt.speed.fp8_layers) == 2 * len(FP8_TARGETS)
+        assert got["fp8_layers"] == 2 * len(FP8_TARGETS)
     # bf16 kernels differ in rounding only; 8-bit ones are bounded, not exact.
     assert err < (0.05 if exact else 0.3) and psnr > (30 if exact else 18)
 
@@ -286,10 +288,26 @@ def test_gpu_option_against_bf16(tiny_model, tmp_path, name, kw, exact):
 @pytest.mark.gpu
 @gpu
 def test_gpu_fused_lora_matches_unfused(tiny_model, lora_file, tmp_path):
-    _, u_lat, u_frames = _gpu_run(tiny_model, tmp_path, "unfused", stage2_lora=str(lora_file))
-    fused, f_lat, f_frames = _gpu_run(tiny_model, tmp_path, "fused", stage2_lora=str(lora_file), stage2_lora_mode="fused")
-    assert fused.speed.fused_lora is not None and fused.speed.fused_lora.bytes > 0
-    assert latent_rel_error(u_lat.float(), f_lat.float()) < 0.05 and psnr_db(u_frames, f_frames) > 30
+    lora = dict(GPU, stage2_lora=str(lora_file))
+    got = compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path, lora, {**lora, "stage2_lora_mode": "fused"})
+    assert got["fused_lora_bytes"] > 0
+    assert got["latent_rel_error"] < 0.05 and got["psnr_db"] > 30
+
+
+def test_a_comparison_runs_in_a_child_process_and_a_crash_there_is_a_failure_here(tiny_model, tmp_path, monkeypatch):
+    from tests.generators.isolated import ChildFailed
+    from tests.orchestrator.conftest import REPO
+
+    cpu = dict(device="cpu", dtype="float32")
+    got = compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path / "ok", cpu, {**cpu, "attention": "native"})
+    assert got["latent_rel_error"] == 0.0 and got["psnr_db"] == float("inf") and got["fp8_layers"] == 0
+    with pytest.raises(ChildFailed, match=r"exit code 1:(?s:.*)no CUDA GPU"):
+        compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path / "bad", cpu, {**cpu, "device": "cuda:7"})
+    # a C++-level abort, as torch.compile's on the H200: the child dies of SIGABRT, this process reports it and goes on
+    (tmp_path / "aborts_here.py").write_text("import os\n\ndef run(*args, **kwargs):\n    print('about to abort', flush=True)\n    os.abort()\n")
+    monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{REPO}")
+    with pytest.raises(ChildFailed, match=r"exit code -6:\s+about to abort"):
+        compare_isolated("aborts_here", tiny_model, tmp_path / "abort", cpu, cpu)
 
 
 def test_compile_with_guided_passes_on_a_gpu_warns_until_proven(tiny_model):
