@@ -177,7 +177,7 @@ _WARMUP = "benchmarks/results/ltx2_gpu_h200_fp8_2026-11-30.log, 1088x1920x241, o
 COMPILE_WARMUP_POINTS: dict[str, WarmupPoint] = {
     "fp8_linears+compile": WarmupPoint(175.6, 32.5, 6, "H200", "2026-11-30", _WARMUP),
     # compile alone, cold cache, while the other GPU of the host ran a benchmark (their 32 CPU cores shared)
-    "compile": WarmupPoint(160.8, 34.8, 4, "H200", "2026-11-30", _ALONE.split(" (")[0].replace(".json", ".log") + ", 1088x1920x241"),
+    "compile": WarmupPoint(160.8, 34.8, 4, "H200", "2026-11-30", "benchmarks/results/ltx2_gpu_h200_options_alone_2026-11-30.log, 1088x1920x241"),
 }
 
 
@@ -215,6 +215,7 @@ SPEED_SET_POINTS: dict[str, tuple[SpeedupPoint, ...]] = {
     "compile": COMPILE_POINTS,
     "fp8_linears": FP8_POINTS,
 }
+SPEED_SET_LABELS = {"fp8_linears+compile": "fp8_linears: on + compile: blocks", "compile": "compile: blocks", "fp8_linears": "fp8_linears: on"}
 
 
 @lru_cache(maxsize=None)
@@ -318,9 +319,8 @@ class LTX2Recipe:
         text = stage1 + (f", stage 2 {STAGE2_STEPS} steps{tiles}" + (" (+unfused LoRA)" if self.unfused_lora else "") if self.two_stage else ", one stage")
         if self.speed_set:
             points = SPEED_SET_POINTS[self.speed_set]
-            label = {"fp8_linears+compile": "fp8_linears: on + compile: blocks", "compile": "compile: blocks", "fp8_linears": "fp8_linears: on"}[self.speed_set]
             return text + (
-                f"; {label}: linear term ×{self.linear_factor:.2f} (fit to {len(points)} {points[0].card} pass "
+                f"; {SPEED_SET_LABELS[self.speed_set]}: linear term ×{self.linear_factor:.2f} (fit to {len(points)} {points[0].card} pass "
                 f"ratios {min(p.ratio for p in points):.2f}–{max(p.ratio for p in points):.2f}, {points[0].date})"
             )
         return text + ("; fp8_linears: emulated priced as bf16 (a CPU check, far slower)" if self.fp8_linears == "emulated" else "")

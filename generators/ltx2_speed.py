@@ -406,13 +406,11 @@ def apply_speed_options(pipe, options, *, stage2_adapter: tuple[str, float] | No
 
 def guided_compile_note(options) -> str | None:
     """A warning for ``compile: blocks`` with guided passes on a GPU: one such run aborted (see the README), none was clean."""
-    from generators.ltx2_guidance import VideoGuidance
-    from generators.ltx2_official import resolved_variant
+    from generators.ltx2_cost import LTX2Recipe
 
-    if getattr(options, "compile", "off") != "blocks" or not str(options.device).startswith("cuda") or resolved_variant(options) == "distilled":
+    if getattr(options, "compile", "off") != "blocks" or not str(options.device).startswith("cuda"):
         return None
-    guidance = VideoGuidance(guidance_scale=options.guidance_scale, stg_scale=options.stg_scale, modality_scale=options.modality_scale)
-    if guidance.passes_per_step == 1:
+    if LTX2Recipe.from_options(options).passes_per_step == 1:  # the distilled recipe, or every guidance term off
         return None
     # benchmarks/results/pytest_gpu_h200x2_2026-11-30.*: the tiny model's guided compile test on torch 2.11+cu130.
     return (
