@@ -15,6 +15,8 @@ from pathlib import Path
 
 from tests.orchestrator.conftest import REPO
 
+GPU_BF16 = dict(device="cuda", dtype="bfloat16")  # the options every GPU comparison runs with
+
 _CHILD = r"""
 import importlib, json, sys
 from pathlib import Path
@@ -26,7 +28,7 @@ opt, lat, frames = run(model, work, "opt", **opt_kw)
 fused = opt.speed.fused_lora
 print("RESULT " + json.dumps({
     "latent_rel_error": latent_rel_error(ref_lat.float(), lat.float()), "psnr_db": psnr_db(ref_frames, frames),
-    "ref_notes": list(ref.speed.notes), "notes": list(opt.speed.notes), "fp8_layers": len(opt.speed.fp8_layers),
+    "ref_notes": list(ref.speed.notes), "fp8_layers": len(opt.speed.fp8_layers),
     "fused_lora_bytes": fused.bytes if fused is not None else 0,
     "stage2_tiling": [opt.pipeline.stage2_tiling.tile_px, opt.pipeline.stage2_tiling.overlap_px] if opt.pipeline.stage2_tiling else None,
 }), flush=True)
@@ -47,3 +49,14 @@ def compare_isolated(module: str, model: Path, work: Path, ref_kw: dict, opt_kw:
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-25:])
         raise ChildFailed(f"the comparison's child process ended with exit code {proc.returncode}:\n{tail}")
     return json.loads(lines[-1][len("RESULT ") :])
+
+
+def skip_unless_fp8_runs_here(kw: dict) -> None:
+    """Skip a GPU comparison whose options turn fp8 linears on where they cannot run (no torchao, or an older GPU)."""
+    import pytest
+    import torch
+
+    if kw.get("fp8_linears") == "on":
+        pytest.importorskip("torchao")
+        if torch.cuda.get_device_capability() < (8, 9):
+            pytest.skip("fp8 matmuls need compute capability ≥ 8.9")

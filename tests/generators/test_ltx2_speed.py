@@ -33,7 +33,7 @@ from generators.ltx2_speed import (
 from generators.ltx2_text import PromptEmbeddings
 from orchestrator.errors import GeneratorError
 from tests.generators.test_ltx2 import options, request
-from tests.generators.isolated import compare_isolated
+from tests.generators.isolated import GPU_BF16 as GPU, compare_isolated, skip_unless_fp8_runs_here
 from tests.generators.tiny_ltx2 import build_tiny_ltx2
 
 
@@ -247,9 +247,6 @@ def test_quality_guard_each_option_against_todays_path(tiny_model, lora_file, tm
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
 
-GPU = dict(device="cuda", dtype="bfloat16")
-
-
 @pytest.mark.gpu
 @gpu
 @pytest.mark.parametrize(
@@ -265,10 +262,7 @@ GPU = dict(device="cuda", dtype="bfloat16")
     ],
 )
 def test_gpu_option_against_bf16(tiny_model, tmp_path, name, kw, exact):
-    if kw.get("fp8_linears") == "on":
-        pytest.importorskip("torchao")
-        if torch.cuda.get_device_capability() < (8, 9):
-            pytest.skip("fp8 matmuls need compute capability ≥ 8.9")
+    skip_unless_fp8_runs_here(kw)
     if kw.get("attention") == "sage":
         pytest.importorskip("sageattention")
     if kw.get("attention") == "sage-hub":
