@@ -397,27 +397,7 @@ def apply_speed_options(pipe, options, *, stage2_adapter: tuple[str, float] | No
             prefer_cudnn_attention(transformer)
             state.notes.append("attention: cuDNN SDPA first")
     state.compiled_blocks = apply_compile(transformer, getattr(options, "compile", "off"))
-    note = guided_compile_note(options)
-    if note:
-        state.notes.append(note)
-        log.warning(note)
     return state
-
-
-def guided_compile_note(options) -> str | None:
-    """A warning for ``compile: blocks`` with guided passes on a GPU: one such run aborted (see the README), none was clean."""
-    from generators.ltx2_cost import LTX2Recipe
-
-    if getattr(options, "compile", "off") != "blocks" or not str(options.device).startswith("cuda"):
-        return None
-    if LTX2Recipe.from_options(options).passes_per_step == 1:  # the distilled recipe, or every guidance term off
-        return None
-    # benchmarks/results/pytest_gpu_h200x2_2026-11-30.*: the tiny model's guided compile test on torch 2.11+cu130.
-    return (
-        "compile: blocks with guided passes (CFG/STG/modality) is unproven on a GPU: the one GPU test of it (H200, torch "
-        "2.11) aborted inside torch.compile ('FakeTensorMode ... already exists'), while unguided (distilled) compiles ran "
-        "clean and the guided one passes on the CPU with torch 2.13; if this process aborts, set compile: off"
-    )
 
 
 # ------------------------------------------------------------------------------------------ quality guard

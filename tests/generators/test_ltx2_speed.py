@@ -33,7 +33,7 @@ from generators.ltx2_speed import (
 from generators.ltx2_text import PromptEmbeddings
 from orchestrator.errors import GeneratorError
 from tests.generators.test_ltx2 import options, request
-from tests.generators.isolated import GPU_BF16 as GPU, compare_isolated, skip_unless_fp8_runs_here
+from tests.generators.isolated import GPU_BF16 as GPU, UNGUIDED, baseline_for, compare_isolated, skip_unless_fp8_runs_here
 from tests.generators.tiny_ltx2 import build_tiny_ltx2
 
 
@@ -253,10 +253,10 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU
     "name, kw, exact",
     [
         ("compile", dict(compile="blocks"), True),
-        ("compile-unguided", dict(compile="blocks", guidance_scale=1.0, stg_scale=0.0, modality_scale=1.0), True),
+        ("compile-unguided", dict(compile="blocks", **UNGUIDED), True),
         ("attention-native", dict(attention="native"), True),
         ("fp8", dict(fp8_linears="on", fp8_edge_blocks_bf16=0), False),
-        ("fp8-compile", dict(fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks"), False),
+        ("fp8-compile-unguided", dict(fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks", **UNGUIDED), False),
         ("sage", dict(attention="sage"), False),
         ("sage-hub", dict(attention="sage-hub"), False),
     ],
@@ -267,9 +267,7 @@ def test_gpu_option_against_bf16(tiny_model, tmp_path, name, kw, exact):
         pytest.importorskip("sageattention")
     if kw.get("attention") == "sage-hub":
         pytest.importorskip("kernels")
-    # The baseline shares the option's recipe (guided or not): only the speed option differs.
-    recipe = {k: kw[k] for k in ("guidance_scale", "stg_scale", "modality_scale") if k in kw}
-    got = compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path, {**GPU, **recipe}, {**GPU, **kw})
+    got = compare_isolated("tests.generators.test_ltx2_speed", tiny_model, tmp_path, baseline_for(kw), {**GPU, **kw})
     assert any("cuDNN SDPA first" in n or "default SDPA" in n for n in got["ref_notes"])
     err, psnr = got["latent_rel_error"], got["psnr_db"]
     print(f"GPU quality guard, {name}: latent relative error {err:.2e}, PSNR {psnr:.1f} dB")
@@ -302,15 +300,3 @@ def test_a_comparison_runs_in_a_child_process_and_a_crash_there_is_a_failure_her
     monkeypatch.setenv("PYTHONPATH", f"{tmp_path}{os.pathsep}{REPO}")
     with pytest.raises(ChildFailed, match=r"exit code -6:\s+about to abort"):
         compare_isolated("aborts_here", tiny_model, tmp_path / "abort", cpu, cpu)
-
-
-def test_compile_with_guided_passes_on_a_gpu_warns_until_proven(tiny_model):
-    from generators.ltx2_speed import guided_compile_note
-
-    guided = options(tiny_model, device="cuda", compile="blocks", model_variant="dev")
-    note = guided_compile_note(guided)
-    assert note and "compile: off" in note and "aborted" in note
-    assert guided_compile_note(options(tiny_model, device="cuda", compile="blocks", model_variant="distilled")) is None
-    assert guided_compile_note(guided.model_copy(update={"guidance_scale": 1.0, "stg_scale": 0.0, "modality_scale": 1.0})) is None
-    assert guided_compile_note(guided.model_copy(update={"compile": "off"})) is None
-    assert guided_compile_note(guided.model_copy(update={"device": "cpu"})) is None

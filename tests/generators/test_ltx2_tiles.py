@@ -20,7 +20,7 @@ from generators.ltx2_speed import latent_rel_error, psnr_db
 from generators.ltx2_tiles import Stage2Tiling, blend_weight_sum, ramp_weights, split_axis, token_tiles
 from orchestrator.config import LTX2Options
 from orchestrator.errors import GeneratorError
-from tests.generators.isolated import GPU_BF16, compare_isolated, skip_unless_fp8_runs_here
+from tests.generators.isolated import GPU_BF16, UNGUIDED, baseline_for, compare_isolated, skip_unless_fp8_runs_here
 from tests.generators.test_ltx2 import options, request
 from stitchers.clip_io import probe_video
 from tests.generators.tiny_ltx2 import build_tiny_ltx2
@@ -177,12 +177,12 @@ def test_report_flags_no_seam_inside_a_segment_of_a_tiled_run(tmp_path, tiny_mod
     [
         ("one-tile", dict(stage2_tile_px=128, stage2_tile_overlap_px=32)),
         ("2x2-tiles", dict(stage2_tile_px=64, stage2_tile_overlap_px=32)),
-        ("fp8+compile+2x2-tiles", dict(stage2_tile_px=64, stage2_tile_overlap_px=32, fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks")),
+        ("fp8+compile+2x2-tiles", dict(stage2_tile_px=64, stage2_tile_overlap_px=32, fp8_linears="on", fp8_edge_blocks_bf16=0, compile="blocks", **UNGUIDED)),
     ],
 )
 def test_gpu_tiles_against_untiled(tiny_model, tmp_path, name, kw):
     skip_unless_fp8_runs_here(kw)
-    got = compare_isolated("tests.generators.test_ltx2_tiles", tiny_model, tmp_path, GPU_BF16, {**GPU_BF16, **kw})  # a crash fails only this test
+    got = compare_isolated("tests.generators.test_ltx2_tiles", tiny_model, tmp_path, baseline_for(kw), {**GPU_BF16, **kw})  # a crash fails only this test
     assert got["stage2_tiling"] == [kw["stage2_tile_px"], kw["stage2_tile_overlap_px"]]
     err, psnr = got["latent_rel_error"], got["psnr_db"]
     print(f"GPU quality guard, {name}: latent relative error {err:.2e}, PSNR {psnr:.1f} dB")
