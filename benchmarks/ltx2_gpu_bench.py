@@ -672,7 +672,7 @@ def main(argv: list[str] | None = None) -> int:
             "size": f"{w}x{h}", "num_frames": num_frames, "load_s": load_s, "encode_prompts_s": encode_s,
             "segments_wall_s": sum(r["wall_s"] for r in rows), "rows": rows,
         }  # fmt: skip
-        log(f"  load {load_s:.1f} s, prompts {encode_s:.1f} s, 3 segments {figures['run']['segments_wall_s']:.1f} s")
+        log(f"  load {load_s:.1f} s, prompts {encode_s:.1f} s, {args.segments} segments {figures['run']['segments_wall_s']:.1f} s")
         save()
 
     if "naive" in sections:

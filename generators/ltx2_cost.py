@@ -43,6 +43,9 @@ Speed options (``generators.ltx2_speed``):
   checked against ``TILE_CHECK_POINTS``: 1088-px tiles at 1088×1920×241 on an
   H200, within 2 % with and without fp8+compile (``test_ltx2_cost.py`` holds
   it to 5 %).
+- ``SEGMENT_CHECK_POINTS`` are whole segments timed with all their stage-1
+  steps: a 704×1280, 201-frame dev segment (30 steps × 4 passes, 5,720-token
+  stage-1 passes, below every fitted point) came within 0.2 % of the model.
 - Compilation is a one-time cost per machine (on a cold Inductor cache), not
   a per-second one: ``LTX2CostModel.one_time_costs`` gives it apart, from
   ``COMPILE_WARMUP_POINTS`` (the first segment's wall minus a warm one's).
@@ -155,6 +158,13 @@ TILE_CHECK_POINTS: tuple[tuple[dict, float, str], ...] = (
     ({"stage2_tile_px": 1088}, 22.97, _TILES + ", tiles"),
     ({"stage2_tile_px": 1088, "fp8_linears": "on", "compile": "blocks"}, 17.74, _TILES + ", fp8+compile+tiles"),
 )
+
+# Whole segments timed end to end with every stage-1 step (not one step extrapolated); not used by the fit, only to
+# check it: (options, width, height, frames, measured wall s, measured stage-1 s, source).
+SEGMENT_CHECK_POINTS: tuple[tuple[dict, int, int, int, float, float, str], ...] = (
+    ({"stage1_steps": 30}, 704, 1280, 201, 68.48, 58.67,
+     "benchmarks/results/ltx2_gpu_h200_dev30_704_2026-11-30.json, the second (warm, tail-chained) dev segment, 30 guided steps"),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
