@@ -32,6 +32,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {"distilled": dict(model_variant="distilled"), "dev": dict(model_variant="dev", stage1_steps=30)}
 DEV_PASSES = 4  # cond, CFG, STG, modality
+STAGE2_PASSES = 3  # the distilled stage-2 steps, one unguided pass each
 
 
 def demo_plans(model_dir: Path, sizes: list[tuple[int, int]], work: Path, *, tiny: bool) -> dict:
@@ -72,8 +73,16 @@ def pick_lengths(lengths: list[int], count: int) -> list[int]:
     return [distinct[i] for i in index]
 
 
-def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list[int], context_frames: int, work: Path, log, out: dict | None = None, on_row=None) -> dict:
-    """Per-pass times at each length with a loaded generator running one unguided stage-1 step + the 3 stage-2 steps.
+def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list[int], context_frames: int, work: Path, log, out: dict | None = None, on_row=None,
+                    timer=None) -> dict:  # fmt: skip
+    """Per-pass times at each length with a loaded generator running unguided stage-1 steps + the 3 stage-2 steps.
+
+    With a ``timer`` (the GPU bench's ``ModelTimer``, attached to ``gen.pipeline``) and two or more stage-1 steps, the
+    stage-1 pass is the *last* stage-1 transformer forward, timed alone; what stage 1 spent beyond its passes (the
+    first forward at a new shape, latent preparation: paid once per segment, not per step) goes into ``rest_s``.
+    Without one, the whole stage counts as one pass and pricing 8 or 120 passes multiplies those one-time costs: a
+    704×1280 dev segment timed whole took 68.5 s (0.489 s per forward) where such pricing said 121.6 s (0.93 s at that
+    shape, first seen in that segment; 0.66 s at 265 frames, a shape the warm-up had run).
 
     A first segment at the longest length is run and discarded, so one-time warm-ups are not billed to a length.
     Rows go into ``out`` as they are measured and ``on_row()`` is called after each, so a run stopped at its time
@@ -88,11 +97,22 @@ def measure_lengths(gen, make_request, *, width: int, height: int, lengths: list
         req = make_request(index, width=width, height=height, num_frames=frames, fps=Fraction(24), context=context,
                            out_dir=work / f"plan-{width}x{height}-{frames}-{index}", context_frames=context_frames)  # fmt: skip
         gen.encode_prompts([req.prompt])
+        if timer is not None:
+            timer.reset()
         t = time.perf_counter()
         res = gen.generate(req)
         wall = time.perf_counter() - t
         st = res.timings_s
-        row = {"stage1_pass_s": st["stage1"], "stage2_pass_s": st["stage2"] / 3, "rest_s": wall - st["stage1"] - st["stage2"], "wall_s": wall}
+        forwards = timer.durations.get("transformer", []) if timer is not None else []
+        stage1_forwards = len(forwards) - STAGE2_PASSES
+        timed_alone = stage1_forwards >= 2
+        if timed_alone:
+            stage1_pass = forwards[stage1_forwards - 1]
+            stage1_once = st["stage1"] - stage1_forwards * stage1_pass
+        else:
+            stage1_forwards, stage1_pass, stage1_once = 1, st["stage1"], 0.0
+        row = {"stage1_pass_s": stage1_pass, "stage1_once_s": stage1_once, "stage1_pass_timed_alone": timed_alone,
+               "stage2_pass_s": st["stage2"] / STAGE2_PASSES, "rest_s": wall - stage1_forwards * stage1_pass - st["stage2"], "wall_s": wall}  # fmt: skip
         if index == 0:
             log(f"  [plan {width}x{height}] warm-up at {frames} frames: {wall:.2f} s (discarded)")
             continue
@@ -137,7 +157,7 @@ def price_plan(plan: dict, measured: dict, *, temporal: int, spatial: int, fixed
     for frames in plan["gen_frames"]:
         row, interp = per_length(measured, frames, width=width, height=height, temporal=temporal, spatial=spatial)
         interpolated += interp
-        total += stage1_passes * row["stage1_pass_s"] + 3 * row["stage2_pass_s"] + row["rest_s"]
+        total += stage1_passes * row["stage1_pass_s"] + STAGE2_PASSES * row["stage2_pass_s"] + row["rest_s"]
     output_s = plan["total_frames"] / float(Fraction(plan["fps"]))
     return {
         "segments_gpu_s": total, "per_output_s": total / output_s, "output_s": output_s, "wall_s": total + fixed_s,
@@ -150,8 +170,8 @@ def summarize_plan(section: dict) -> list[str]:
     out = [
         "",
         "The bundled explainer (configs/demo.yaml), planned for the ltx2 backend and priced from per-pass times measured "
-        "at each segment length in this run (stage-1 = 1 unguided pass at half size, stage-2 = 3 passes, rest = "
-        "conditioning, upsample, decode, writing). Full recipes (distilled: 8 passes; dev: 30 steps x 4 guidance passes) "
+        "at each segment length in this run (stage-1 = the second of 2 unguided passes at half size, timed alone, stage-2 = 3 passes, rest = "
+        "conditioning, upsample, decode, writing, and stage 1's once-per-segment costs where the pass was timed alone). Full recipes (distilled: 8 passes; dev: 30 steps x 4 guidance passes) "
         "are EXTRAPOLATED from those passes; lengths not measured are INTERPOLATED (counted per row); the 3-minute wall "
         f"adds model load + prompt encoding once ({section['fixed_s']:.1f} s, measured).",
     ]

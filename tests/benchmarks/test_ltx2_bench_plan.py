@@ -68,6 +68,7 @@ def test_tiny_plan_and_options_sections_run_on_cpu(tmp_path):
     for key, row in section["priced"].items():
         assert row["segments"] == len(section["plans"][key]["gen_frames"]) and row["per_output_s"] > 0
     assert all(len(m) == 2 for m in section["measured"].values())
+    assert all(r["stage1_pass_timed_alone"] for m in section["measured"].values() for r in m.values())  # the plan runs 2 stage-1 steps
     assert "EXTRAPOLATED" in proc.stdout and "GPU-s per output second" in proc.stdout
     rows = figures["options"]["rows"]
     assert list(rows) == ["bf16", "fp8", "lora-unfused", "lora-fused", "sage"]  # each baseline measured before its option
@@ -101,3 +102,34 @@ def test_measured_lengths_are_kept_as_they_finish(tmp_path):
         measure_lengths(StoppedAtSecond(), lambda index, **kw: SimpleNamespace(prompt="p"), width=64, height=64, lengths=[9, 17],
                         context_frames=1, work=tmp_path, log=lambda *a: None, out=out, on_row=lambda: saved.append(dict(out)))  # fmt: skip
     assert list(out) == [9] and out[9]["stage2_pass_s"] == pytest.approx(1.0) and saved == [out]
+
+
+def test_the_stage1_pass_is_the_last_stage1_forward_and_one_time_costs_are_billed_once(tmp_path):
+    """With a forward timer and 2 stage-1 steps, the pass is the second forward; the first's extra moves to the rest."""
+    from types import SimpleNamespace
+
+    from benchmarks.ltx2_bench_plan import measure_lengths
+
+    timer = SimpleNamespace(durations={}, reset=lambda: timer.durations.clear())
+
+    class TwoStage1Steps:
+        def encode_prompts(self, prompts):
+            pass
+
+        def generate(self, req):
+            # stage 1: a first forward at a new shape (0.9 s), then 0.5 s; stage 2: three forwards
+            timer.durations["transformer"] = [0.9, 0.5, 2.0, 2.0, 2.0]
+            return SimpleNamespace(timings_s={"stage1": 1.45, "stage2": 6.3})
+
+    measure = lambda **kw: measure_lengths(TwoStage1Steps(), lambda index, **k: SimpleNamespace(prompt="p"), width=64, height=64,  # noqa: E731
+                                           lengths=[9], context_frames=1, work=tmp_path, log=lambda *a: None, **kw)[9]  # fmt: skip
+    timed = measure(timer=timer)
+    assert timed["stage1_pass_s"] == 0.5 and timed["stage1_once_s"] == pytest.approx(0.45) and timed["stage1_pass_timed_alone"]
+    assert 2 * timed["stage1_pass_s"] + 3 * timed["stage2_pass_s"] + timed["rest_s"] == pytest.approx(timed["wall_s"])
+    whole = measure()  # no timer: the whole stage is one pass, as before
+    assert whole["stage1_pass_s"] == 1.45 and not whole["stage1_pass_timed_alone"]
+    plan = {"size": [64, 64], "recipe": "dev", "fps": "24", "total_frames": 24, "gen_frames": [9]}
+    # priced at 120 passes (dev): the measured 2-pass segment plus 118 more passes of 0.5 s; untimed, 119 more of 1.45 s
+    dev_timed = price_plan(plan, {9: timed}, temporal=8, spatial=32, fixed_s=0.0)["segments_gpu_s"]
+    dev_whole = price_plan(plan, {9: whole}, temporal=8, spatial=32, fixed_s=0.0)["segments_gpu_s"]
+    assert dev_timed == pytest.approx(timed["wall_s"] + 118 * 0.5) and dev_whole == pytest.approx(whole["wall_s"] + 119 * 1.45)

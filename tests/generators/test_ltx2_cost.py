@@ -137,7 +137,7 @@ def test_per_tile_stage_2_matches_the_measured_tiled_segments():
 
 
 def test_a_whole_segment_timed_with_every_step_matches_the_model():
-    # The bench's plan section prices stage 1 from one step timed as a whole stage (set-up included), which ran 1.8x
+    # The bench's plan section priced stage 1 from one step timed as a whole stage, at a shape first seen there, which ran 1.8x
     # high for this segment; the model must stay within 5 % of the segment timed whole.
     for extra, width, height, frames, wall_s, stage1_s, source in SEGMENT_CHECK_POINTS:
         seg = cost(LTX2Options(**extra), width=width, height=height, frames=frames)
