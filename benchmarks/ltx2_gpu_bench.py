@@ -753,7 +753,7 @@ def main(argv: list[str] | None = None) -> int:
         gen.encode_prompts([PROMPTS[0], NEGATIVE])
         fixed_s = load_s + time.perf_counter() - t
         measured: dict[str, dict] = {}
-        timer = ModelTimer(cuda)  # times stage 1's transformer forward alone; the stage's set-up is not a pass
+        timer = ModelTimer(cuda)  # each transformer forward timed alone: stage 1's second is the per-step price
         timer.attach(gen.pipeline)
         try:
             for size in dict.fromkeys(tuple(p["size"]) for p in plans.values()):
