@@ -34,7 +34,6 @@ HEADS, HEAD_DIM = 32, 128
 
 def _kernels(cuda: bool) -> dict:
     """name -> callable(q, k, v) in (batch, heads, tokens, dim) layout; unavailable ones map to the reason."""
-    import torch
     import torch.nn.functional as F
     from torch.nn.attention import SDPBackend, sdpa_kernel
 

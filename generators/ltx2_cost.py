@@ -23,7 +23,7 @@ size) and stage 2 (full size):
 Speed options (``generators.ltx2_speed``):
 
 - ``fp8_linears: on`` + ``compile: blocks`` multiplies the linear term of
-  every pass by ``fp8_compile_linear_factor()`` (≈ 0.60), a one-parameter fit
+  every pass by ``speed_set_linear_factor("fp8_linears+compile")`` (≈ 0.60), a one-parameter fit
   to ``FP8_COMPILE_POINTS``; the constant and the attention term stay. That
   one factor reproduces the measured pass ratios of both stages (0.68–0.71 at
   stage 1's 8k–16k tokens, where the linears are ~75 % of a pass; 0.78–0.83 at
@@ -235,10 +235,6 @@ def speed_set_linear_factor(name: str) -> float:
     share = _linear_share(np.array([p.video_tokens for p in points], dtype=np.float64))
     saved = 1.0 - np.array([p.ratio for p in points], dtype=np.float64)
     return float(1.0 - share @ saved / (share @ share))
-
-
-def fp8_compile_linear_factor() -> float:
-    return speed_set_linear_factor("fp8_linears+compile")
 
 
 @lru_cache(maxsize=1)

@@ -27,6 +27,7 @@ def baseline_for(kw: dict) -> dict:
     """The bf16 GPU baseline for the options ``kw``: same recipe (guided or not), no speed option."""
     return {**GPU_BF16, **{k: kw[k] for k in RECIPE_KEYS if k in kw}}
 
+
 _CHILD = r"""
 import importlib, json, sys
 from pathlib import Path

@@ -33,7 +33,7 @@ from generators.ltx2_speed import (
 from generators.ltx2_text import PromptEmbeddings
 from orchestrator.errors import GeneratorError
 from tests.generators.test_ltx2 import options, request
-from tests.generators.isolated import GPU_BF16 as GPU, UNGUIDED, baseline_for, compare_isolated, skip_unless_fp8_runs_here
+from tests.generators.isolated import GPU_BF16 as GPU, UNGUIDED, ChildFailed, baseline_for, compare_isolated, skip_unless_fp8_runs_here
 from tests.generators.tiny_ltx2 import build_tiny_ltx2
 
 
@@ -287,7 +287,6 @@ def test_gpu_fused_lora_matches_unfused(tiny_model, lora_file, tmp_path):
 
 
 def test_a_comparison_runs_in_a_child_process_and_a_crash_there_is_a_failure_here(tiny_model, tmp_path, monkeypatch):
-    from tests.generators.isolated import ChildFailed
     from tests.orchestrator.conftest import REPO
 
     cpu = dict(device="cpu", dtype="float32")
